@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine:  `make book`  and  `make test`.
+# Both create .venv when it is missing and install the project into it; they reinstall
+# only when pyproject.toml changed since the last install.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.mmtutor-installed
+EXTRAS ?= book,pretrained,dev
+# Per-cell time limit for notebooks run by the tests (training cells take tens of seconds).
+NB_TIMEOUT ?= 600
+
+.PHONY: help install book test lint lab clean
+
+help:
+	@echo "make book   build the HTML book, executing every notebook  -> _build/html/index.html"
+	@echo "make test   lint, package tests, then every notebook (offline) through nbmake"
+	@echo "make lab    open the notebooks in JupyterLab"
+	@echo "make clean  remove build outputs (keeps .venv); 'make clean-all' also removes .venv"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+book: $(STAMP)
+	tools/offline.sh $(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+
+test: lint
+	tools/offline.sh $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=$(NB_TIMEOUT) -p no:cacheprovider
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+clean-all: clean
+	rm -rf $(VENV)

@@ -1,0 +1,99 @@
+"""Tests for mmtutor.utils: device choice, seeding and input checks."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from mmtutor.utils import check_modalities, check_tensor, get_device, seed_everything
+
+
+def test_cpu_is_always_available() -> None:
+    assert get_device("cpu") == torch.device("cpu")
+    assert get_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_auto_prefers_cuda_when_present() -> None:
+    expected = "cuda" if torch.cuda.is_available() else None
+    device = get_device("auto")
+    if expected:
+        assert device.type == "cuda"
+    else:
+        assert device.type in {"cpu", "mps"}
+
+
+def test_environment_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMTUTOR_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setenv("MMTUTOR_DEVICE", "not-a-device")
+    with pytest.raises(ValueError, match="not-a-device"):
+        get_device()
+
+
+def test_explicit_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MMTUTOR_DEVICE", "not-a-device")
+    assert get_device("cpu") == torch.device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_absent_cuda_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        get_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_index_out_of_range_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="CUDA device"):
+        get_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_unknown_device_names_are_rejected() -> None:
+    with pytest.raises(ValueError, match="'gpu'"):
+        get_device("gpu")
+
+
+def test_seed_everything_repeats_every_generator() -> None:
+    def draw() -> tuple[float, float, torch.Tensor]:
+        return random.random(), float(np.random.rand()), torch.rand(3)
+
+    seed_everything(123)
+    first = draw()
+    seed_everything(123)
+    second = draw()
+    assert first[:2] == second[:2]
+    assert torch.equal(first[2], second[2])
+    assert torch.backends.cudnn.deterministic
+    assert not torch.backends.cudnn.benchmark
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
+def test_seed_everything_rejects_bad_seeds(seed: object) -> None:
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(seed)  # type: ignore[arg-type]
+
+
+def test_check_tensor_names_argument_and_shapes() -> None:
+    image = torch.zeros(3, 32, 32)
+    with pytest.raises(ValueError, match=r"image must have shape \(B, 3, H, W\), got \(3, 32, 32\)"):
+        check_tensor("image", image, ("B", 3, "H", "W"))
+    assert check_tensor("image", image[None], ("B", 3, "H", "W")) is not None
+
+
+def test_check_tensor_leading_dims_and_dtype() -> None:
+    x = torch.zeros(2, 5, 8)
+    check_tensor("x", x, ("...", 8), dtype="float")
+    with pytest.raises(ValueError, match=r"got \(2, 5, 8\)"):
+        check_tensor("x", x, ("...", 4))
+    with pytest.raises(ValueError, match="integer"):
+        check_tensor("x", x, ("...", 8), dtype="int")
+    with pytest.raises(ValueError, match="torch.Tensor"):
+        check_tensor("x", [1, 2], ("B",))
+
+
+def test_check_modalities_lists_missing_and_extra() -> None:
+    with pytest.raises(ValueError, match=r"missing \['image'\], unexpected \['audio'\]"):
+        check_modalities("features", {"text": 1, "audio": 2}, ["text", "image"])
+    check_modalities("features", {"text": 1, "image": 2}, ["image", "text"])
