@@ -1,0 +1,372 @@
+"""One training loop for every model of the book, plus evaluation and checkpoints.
+
+Every model follows the same small protocol (see ``CONTRIBUTING.md``):
+
+* ``loss(batch) -> Tensor`` (a scalar), used to train;
+* ``predict(batch)`` -> class indices ``(B,)`` (classifiers) or one list of tag indices per
+  sentence (taggers), used to score;
+* optionally ``predict_proba(batch) -> (B, C)`` probabilities (classifiers).
+
+so :func:`fit` is plain empirical risk minimisation, ``min_θ 1/N Σ_i L(y_i, f(x_i; θ))``
+(plus weight decay), written once.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import pickle
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from os import PathLike
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from mmtutor import metrics as mm
+from mmtutor.utils import get_device, seed_everything
+
+__all__ = [
+    "move_batch",
+    "fit",
+    "evaluate",
+    "predict",
+    "predict_proba",
+    "save_checkpoint",
+    "load_checkpoint",
+    "count_parameters",
+]
+
+Metric = str | Callable[[object, object], float]
+IGNORE_INDEX = -100  # tag of padding (and of non-first sub-words); ignored by every score
+
+
+def move_batch(batch: Mapping[str, object], device: torch.device | str) -> dict[str, object]:
+    """Return a copy of ``batch`` with every tensor on ``device`` (other values unchanged)."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def fit(
+    model: nn.Module,
+    train_loader: Iterable[Mapping[str, torch.Tensor]],
+    val_loader: Iterable[Mapping[str, torch.Tensor]] | None = None,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    weight_decay: float = 0.0,
+    metric: Metric = "accuracy",
+    patience: int | None = None,
+    clip_grad_norm: float | None = 1.0,
+    amp: bool = False,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    tag_names: list[str] | None = None,
+) -> pd.DataFrame:
+    """Train ``model`` with AdamW on ``model.loss``; score it on ``val_loader`` each epoch.
+
+    With a ``val_loader`` the model ends with the weights of its best epoch (highest
+    validation metric), and ``patience`` stops training after that many epochs without
+    improvement (early stopping). Runs are repeatable: the same ``seed``, data and initial
+    weights give the same history (build the model after ``seed_everything`` to fix those).
+
+    Args:
+        model: follows the protocol ``loss(batch)`` / ``predict(batch)``.
+        train_loader: yields batches (dicts of tensors, see ``CONTRIBUTING.md``).
+        val_loader: batches to score after each epoch, or ``None``.
+        epochs: number of passes over ``train_loader``.
+        lr: learning rate of the default AdamW optimiser.
+        optimizer: an optimiser over ``model``'s parameters, instead of AdamW.
+        weight_decay: AdamW's decoupled weight decay (the ``λ‖W‖²`` term).
+        metric: ``"accuracy"``, ``"f1"`` (macro F1 for classifiers; entity F1 via
+            seqeval for taggers, which needs ``tag_names``) or a callable
+            ``metric(y_true, y_pred) -> float``; higher must be better.
+        patience: stop after this many epochs without a better validation metric.
+        clip_grad_norm: clip the gradients' global norm to this (``None``: no clipping).
+        amp: mixed precision (``torch.autocast`` + ``GradScaler``) on CUDA; ignored with
+            a warning elsewhere.
+        device: where to train (default: :func:`mmtutor.utils.get_device`).
+        seed: seeds Python, NumPy and PyTorch (data order, dropout) at the start.
+        progress: show a tqdm progress bar over the epochs.
+        tag_names: tag strings by index, for ``metric="f1"`` on a tagger.
+
+    Returns:
+        One row per epoch: ``epoch``, ``train_loss``, then (with ``val_loader``)
+        ``val_loss`` and ``val_<metric>``, and ``seconds``.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if patience is not None and (patience < 1 or val_loader is None):
+        raise ValueError(f"patience must be None or a positive integer with a val_loader, "
+                         f"got patience={patience!r}, val_loader={val_loader!r}")
+    seed_everything(seed)
+    device = get_device(device)
+    amp = _check_amp(amp, device)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen encoders stay put
+    optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)  # scales fp16 losses against underflow
+    name = _metric_name(metric)
+    history, best_score, best_state, stale = [], -math.inf, None, 0
+    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress)
+    for epoch in bar:
+        start, total, seen = time.perf_counter(), 0.0, 0
+        model.train()
+        for batch in train_loader:
+            batch = move_batch(batch, device)
+            with torch.autocast(device.type, enabled=amp):
+                loss = model.loss(batch)  # scalar
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if clip_grad_norm is not None:
+                scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                nn.utils.clip_grad_norm_(params, clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            n = _batch_size(batch)
+            total, seen = total + loss.item() * n, seen + n
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1)}
+        if val_loader is not None:
+            scores = evaluate(model, val_loader, device=device, metric=metric, tag_names=tag_names)
+            row.update({"val_loss": scores["loss"], f"val_{name}": scores[name]})
+            if scores[name] > best_score:  # keep the best weights (higher is better)
+                best_score, best_state, stale = scores[name], _copy_state(model), 0
+            else:
+                stale += 1
+        history.append({**row, "seconds": time.perf_counter() - start})
+        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        if patience is not None and stale >= patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return pd.DataFrame(history)
+
+
+def _check_amp(amp: bool, device: torch.device) -> bool:
+    if amp and device.type != "cuda":
+        warnings.warn(f"amp=True needs a CUDA device; training on {device} in full precision",
+                      stacklevel=3)
+        return False
+    return bool(amp)
+
+
+def _copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights that later training steps do not change."""
+    return copy.deepcopy(model.state_dict())
+
+
+def _batch_size(batch: Mapping[str, object]) -> int:
+    for value in batch.values():
+        if isinstance(value, torch.Tensor) and value.dim() > 0:
+            return value.shape[0]
+    raise ValueError(f"batch must hold at least one tensor with a batch dimension, "
+                     f"got keys {list(batch)}")
+
+
+def _metric_name(metric: Metric) -> str:
+    if callable(metric):
+        name = getattr(metric, "__name__", "metric")
+        return "metric" if name == "<lambda>" else name
+    if metric not in ("accuracy", "f1"):
+        raise ValueError(f"metric must be 'accuracy', 'f1' or a callable, got {metric!r}")
+    return metric
+
+
+# ---------------------------------------------------------------------------- evaluation
+def _unpadded(tags: torch.Tensor, predicted: list[list[int]]) -> tuple[list, list]:
+    """Gold and predicted tags of each sentence, without positions tagged ``-100``.
+
+    Args:
+        tags: gold tag indices, shape ``(B, T)``, ``-100`` at padding and at sub-words
+            that carry no label.
+        predicted: one list of tag indices per sentence (its true length).
+    """
+    gold, pred = [], []
+    for row, guess in zip(tags.tolist(), predicted, strict=True):
+        keep = [i for i, t in enumerate(row[: len(guess)]) if t != IGNORE_INDEX]
+        gold.append([row[i] for i in keep])
+        pred.append([guess[i] for i in keep])
+    return gold, pred
+
+
+@torch.no_grad()
+def _collect(model: nn.Module, loader: Iterable, device: torch.device):
+    """Mean loss, gold labels and predictions over ``loader``, in eval mode."""
+    model.eval()
+    total, seen, gold, pred, tagger = 0.0, 0, [], [], False
+    for batch in loader:
+        batch = move_batch(batch, device)
+        n = _batch_size(batch)
+        total, seen = total + model.loss(batch).item() * n, seen + n
+        guess = model.predict(batch)
+        tagger = not isinstance(guess, torch.Tensor)
+        if tagger:  # lists of tag indices per sentence
+            g, p = _unpadded(batch["tags"], guess)
+            gold, pred = gold + g, pred + p
+        else:
+            gold.append(batch["label"].cpu())
+            pred.append(guess.cpu())
+    if seen == 0:
+        raise ValueError("loader yielded no batches; cannot evaluate on an empty data set")
+    if not tagger:
+        gold, pred = torch.cat(gold).numpy(), torch.cat(pred).numpy()
+    return total / seen, gold, pred
+
+
+def _score(metric: Metric, gold, pred, tag_names: list[str] | None) -> float:
+    if callable(metric):
+        return float(metric(gold, pred))
+    tagger = isinstance(gold, list)
+    if metric == "accuracy":
+        if tagger:  # token accuracy over real tokens
+            gold, pred = sum(gold, []), sum(pred, [])
+        return mm.accuracy(gold, pred)
+    if not tagger:
+        return mm.macro_f1(gold, pred)
+    if tag_names is None:
+        raise ValueError("metric='f1' on a tagger needs tag_names (tag strings by index, "
+                         "e.g. ['O', 'B-PER', 'I-PER', ...]) for the entity-level F1")
+    to_names = lambda sents: [[tag_names[t] for t in s] for s in sents]  # noqa: E731
+    return mm.entity_f1(to_names(gold), to_names(pred))
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, torch.Tensor]],
+    *,
+    device: str | torch.device | None = None,
+    metric: Metric = "accuracy",
+    tag_names: list[str] | None = None,
+) -> dict[str, float]:
+    """Mean loss and a metric of ``model`` over ``loader`` (labelled batches).
+
+    Args:
+        model: follows the model protocol; it is moved to ``device``.
+        loader: batches with ``label`` (classifiers) or ``tags`` (taggers).
+        device: where to compute (default: :func:`mmtutor.utils.get_device`).
+        metric: as in :func:`fit`.
+        tag_names: as in :func:`fit`.
+
+    Returns:
+        ``{"loss": mean loss per sample, <metric name>: score}``.
+    """
+    device = get_device(device)
+    model.to(device)
+    loss, gold, pred = _collect(model, loader, device)
+    return {"loss": loss, _metric_name(metric): _score(metric, gold, pred, tag_names)}
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, torch.Tensor]],
+    *,
+    device: str | torch.device | None = None,
+) -> np.ndarray | list[list[int]]:
+    """Predictions of ``model`` over ``loader`` (labels are not needed).
+
+    Returns:
+        Class indices, shape ``(N,)``, for classifiers; one list of tag indices per
+        sentence (its true length) for taggers.
+    """
+    device = get_device(device)
+    model.to(device).eval()
+    outputs = [model.predict(move_batch(batch, device)) for batch in loader]
+    if outputs and isinstance(outputs[0], torch.Tensor):
+        return torch.cat(outputs).cpu().numpy()
+    return [sentence for batch in outputs for sentence in batch]
+
+
+@torch.no_grad()
+def predict_proba(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, torch.Tensor]],
+    *,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Class probabilities of a classifier over ``loader``: shape ``(N, C)``.
+
+    Uses ``model.predict_proba(batch)`` when the model has it (late fusion returns
+    log-probabilities, so it knows to take ``exp``), else ``softmax(model(batch))``.
+    """
+    device = get_device(device)
+    model.to(device).eval()
+    probs = []
+    for batch in loader:
+        batch = move_batch(batch, device)
+        if hasattr(model, "predict_proba"):
+            probs.append(model.predict_proba(batch))  # (B, C)
+        else:
+            probs.append(torch.softmax(model(batch), dim=-1))  # (B, C)
+    return torch.cat(probs).float().cpu().numpy()
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def save_checkpoint(model: nn.Module, path: str | PathLike, **extra: object) -> None:
+    """Save the weights of ``model`` and JSON-able metadata (vocabulary, tag names, config).
+
+    Args:
+        model: the model whose ``state_dict`` to save (stored on the CPU).
+        path: the file to write.
+        **extra: metadata; must survive ``json.dumps`` (lists, dicts, strings, numbers).
+
+    Raises:
+        ValueError: if ``extra`` holds something JSON cannot store.
+    """
+    try:
+        meta = json.dumps(extra)
+    except TypeError as err:
+        raise ValueError(f"extra metadata must be JSON-serialisable (lists, dicts, strings, "
+                         f"numbers): {err}") from err
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "extra": meta}, path)
+
+
+def load_checkpoint(
+    path: str | PathLike,
+    model: nn.Module | None = None,
+    *,
+    device: str | torch.device = "cpu",
+) -> tuple[nn.Module | dict[str, torch.Tensor], dict[str, object]]:
+    """Load a file written by :func:`save_checkpoint`, safely (``weights_only=True``).
+
+    ``weights_only=True`` lets ``torch.load`` read tensors and plain containers only, so a
+    file cannot run code when it is opened (a full pickle can).
+
+    Args:
+        path: the file.
+        model: a model of the same architecture to load the weights into; it is moved
+            to ``device``. ``None`` returns the state dict instead.
+        device: where to put the tensors.
+
+    Returns:
+        ``(model, extra)`` or, without ``model``, ``(state_dict, extra)``.
+
+    Raises:
+        ValueError: if the file holds arbitrary Python objects or is not a checkpoint.
+    """
+    device = get_device(device)
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{path} holds Python objects that weights_only=True refuses to "
+                         "unpickle; only load files written by save_checkpoint") from err
+    if not isinstance(saved, dict) or set(saved) != {"state_dict", "extra"}:
+        raise ValueError(f"{path} is not a file written by save_checkpoint "
+                         "(expected the keys 'state_dict' and 'extra')")
+    extra = json.loads(saved["extra"])
+    if model is None:
+        return saved["state_dict"], extra
+    model.load_state_dict(saved["state_dict"])
+    return model.to(device), extra
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Number of scalar parameters of ``model`` (only those with ``requires_grad`` if asked)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

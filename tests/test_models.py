@@ -1,0 +1,208 @@
+"""Tests of mmtutor.models: every fusion wired into a classifier, taggers with both heads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from mmtutor.fusion import FUSIONS
+from mmtutor.models import (
+    MultimodalClassifier,
+    MultimodalTagger,
+    UnimodalClassifier,
+    build_classifier,
+    build_tagger,
+    build_unimodal_classifier,
+)
+from mmtutor.train import evaluate, fit, predict_proba
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+SMALL_CNN = {"channels": (4, 8)}  # two blocks: a 16x16 image becomes 4x4 = 16 regions
+TAG_NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+
+
+def make_batch(device: str = "cpu", seed: int = 0) -> dict[str, torch.Tensor]:
+    """A batch as the collate functions make it (CONTRIBUTING.md), sentence lengths 5, 3, 1."""
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    batch = {
+        "tokens": torch.randint(2, 30, (3, 5), generator=g) * mask,
+        "token_mask": mask,
+        "chars": torch.randint(1, 20, (3, 5, 4), generator=g) * mask[..., None],
+        "image": torch.randn(3, 3, 16, 16, generator=g),
+        "text_present": torch.tensor([True, True, False]),
+        "image_present": torch.tensor([True, False, True]),
+        "label": torch.tensor([0, 1, 2]),
+        "tags": torch.tensor([[1, 2, 0, 3, 4], [0, 1, 0, -100, -100], [3, -100, -100, -100, -100]]),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def classifier(fusion: str, **kwargs) -> MultimodalClassifier:
+    torch.manual_seed(0)
+    return build_classifier(fusion, vocab_size=30, num_classes=3, dim=8, image_kwargs=SMALL_CNN,
+                            **kwargs)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fusion", sorted(FUSIONS))
+def test_every_fusion_trains_in_a_classifier(fusion, device):
+    model = classifier(fusion).to(device)
+    batch = make_batch(device)
+    scores = model(batch)
+    assert scores.shape == (3, 3) and scores.device.type == device
+    loss = model.loss(batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    for m, encoder in model.encoders.items():  # in the graph (FiLM's zero init: zero grads)
+        assert any(p.grad is not None for p in encoder.parameters()), f"{m} encoder not trained"
+    assert any(p.grad.abs().sum() > 0 for p in model.parameters() if p.grad is not None)
+    assert model.predict(batch).shape == (3,)
+    probs = model.predict_proba(batch)
+    torch.testing.assert_close(probs.sum(dim=-1), torch.ones(3, device=device))
+
+
+def test_decision_level_fusion_returns_log_probs_and_trains_each_expert():
+    model = classifier("average", aux_weight=1.0)
+    batch = make_batch()
+    log_p = model(batch)
+    torch.testing.assert_close(log_p.exp().sum(dim=-1), torch.ones(3))
+    torch.testing.assert_close(model.predict_proba(batch), log_p.exp())
+    fused, unimodal = model.scores(batch)
+    assert set(unimodal) == {"image", "text"}
+    # The loss is NLL(fused) + mean over modalities of the CE on samples where m is present.
+    y, ce = batch["label"], torch.nn.functional.cross_entropy
+    text_ce = ce(unimodal["text"][:2], y[:2])  # text present in samples 0 and 1
+    image_ce = ce(unimodal["image"][[0, 2]], y[[0, 2]])  # image present in samples 0 and 2
+    expected = torch.nn.functional.nll_loss(fused, y) + (text_ce + image_ce) / 2
+    torch.testing.assert_close(model.loss(batch), expected)
+
+
+def test_uncertainty_weighting_follows_kendall():
+    model = classifier("concat", aux_weighting="uncertainty")
+    with torch.no_grad():
+        model.log_vars.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    batch = make_batch()
+    fused, unimodal = model.scores(batch)
+    ce = torch.nn.functional.cross_entropy
+    y = batch["label"]
+    losses = torch.stack([ce(fused, y), ce(unimodal["image"][[0, 2]], y[[0, 2]]),
+                          ce(unimodal["text"][:2], y[:2])])  # sorted: fused, image, text
+    s = model.log_vars.detach()
+    torch.testing.assert_close(model.loss(batch), (torch.exp(-s) * losses + s / 2).sum())
+    model.loss(batch).backward()
+    assert model.log_vars.grad is not None
+
+
+def test_aux_loss_ignores_missing_modality():
+    model = classifier("concat", aux_weight=1.0)
+    batch = make_batch()
+    batch["image_present"] = torch.zeros(3, dtype=torch.bool)
+    model.loss(batch).backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0
+               for p in model.aux_heads["image"].parameters())
+
+
+def test_classifier_rejects_bad_wiring():
+    model = classifier("average")
+    with pytest.raises(ValueError, match="one head per modality"):
+        MultimodalClassifier(model.encoders, model.fusion, model.head["text"])
+    with pytest.raises(ValueError, match="need aux_heads"):
+        MultimodalClassifier(model.encoders, classifier("concat").fusion, torch.nn.Identity(),
+                             aux_weight=0.5)
+    with pytest.raises(ValueError, match="encoders"):
+        MultimodalClassifier({"text": model.encoders["text"]}, classifier("concat").fusion,
+                             torch.nn.Identity())
+    with pytest.raises(ValueError, match="unknown fusion"):
+        classifier("sum")
+
+
+@pytest.mark.parametrize("modality", ["text", "image"])
+def test_unimodal_baselines(modality):
+    model = build_unimodal_classifier(modality, vocab_size=30, num_classes=3, dim=8,
+                                      **({"channels": (4, 8)} if modality == "image" else {}))
+    assert isinstance(model, UnimodalClassifier)
+    batch = make_batch()
+    assert model(batch).shape == (3, 3)
+    model.loss(batch).backward()
+    assert model.predict(batch).shape == (3,)
+
+
+TAGGER_FUSIONS = [None, "concat", "gated", "film", "cross_attention", "product_of_experts"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("head", ["softmax", "crf"])
+@pytest.mark.parametrize("fusion", TAGGER_FUSIONS)
+def test_tagger_shapes_and_lengths(fusion, head, device):
+    torch.manual_seed(0)
+    model = build_tagger(vocab_size=30, num_tags=5, fusion=fusion, head=head, dim=8,
+                         image_kwargs=SMALL_CNN).to(device)
+    assert (model.fusion is None) == (fusion is None)
+    batch = make_batch(device)
+    emissions = model(batch)
+    assert emissions.shape == (3, 5, 5)
+    loss = model.loss(batch)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    predicted = model.predict(batch)
+    assert [len(p) for p in predicted] == [5, 3, 1]
+    assert all(0 <= t < 5 for p in predicted for t in p)
+
+
+def test_tagger_with_char_cnn_and_bio_constraints():
+    model = build_tagger(vocab_size=30, num_tags=5, char_vocab_size=20, encoder="cnn-bilstm",
+                         fusion="concat", dim=8, image_kwargs=SMALL_CNN, tag_names=TAG_NAMES)
+    assert model.text_encoder.char_cnn is not None
+    batch = make_batch()
+    model.loss(batch).backward()
+    for path in model.predict(batch):  # a constrained CRF never starts an entity with I-
+        names = [TAG_NAMES[t] for t in path]
+        assert all(not b.startswith("I-") or a[2:] == b[2:] and a != "O"
+                   for a, b in zip(["O", *names], names, strict=False))
+
+
+def test_tagger_rejects_bad_wiring():
+    with pytest.raises(ValueError, match="one vector per token"):
+        build_tagger(vocab_size=30, num_tags=5, fusion="transformer", dim=8)
+    with pytest.raises(ValueError, match="cnn-bilstm"):
+        build_tagger(vocab_size=30, num_tags=5, encoder="cnn-bilstm")
+    model = build_tagger(vocab_size=30, num_tags=5, fusion="concat", dim=8)
+    with pytest.raises(ValueError, match="both image_encoder and fusion"):
+        MultimodalTagger(model.text_encoder, model.image_encoder, None, num_tags=5)
+    with pytest.raises(ValueError, match="fusion_level"):
+        MultimodalTagger(model.text_encoder, model.image_encoder, model.fusion, num_tags=5,
+                         fusion_level="decision")
+
+
+def test_models_train_with_fit():
+    batches = [make_batch(seed=s) for s in range(4)]
+    loader = DataLoader(batches, batch_size=None)  # already batched
+    model = classifier("gated")
+    history = fit(model, loader, loader, epochs=2, device="cpu", progress=False)
+    assert history["val_loss"].notna().all()
+    assert predict_proba(model, loader, device="cpu").shape == (12, 3)
+    torch.manual_seed(0)
+    tagger = build_tagger(vocab_size=30, num_tags=5, fusion="cross_attention", dim=8,
+                          image_kwargs=SMALL_CNN)
+    history = fit(tagger, loader, loader, epochs=2, metric="f1", tag_names=TAG_NAMES,
+                  device="cpu", progress=False)
+    assert list(history.columns) == ["epoch", "train_loss", "val_loss", "val_f1", "seconds"]
+    scores = evaluate(tagger, loader, device="cpu", metric="accuracy")
+    assert 0.0 <= scores["accuracy"] <= 1.0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("fusion", ["cross_attention", "product_of_experts"])
+def test_models_train_with_amp_on_cuda(fusion):
+    loader = DataLoader([make_batch(seed=s) for s in range(2)], batch_size=None)
+    torch.manual_seed(0)
+    tagger = build_tagger(vocab_size=30, num_tags=5, fusion=fusion, dim=8, image_kwargs=SMALL_CNN)
+    history = fit(tagger, loader, loader, epochs=2, amp=True, device="cuda", progress=False)
+    assert history["train_loss"].notna().all() and history["val_loss"].notna().all()
+    assert next(tagger.parameters()).device.type == "cuda"
+    model = classifier(fusion)
+    history = fit(model, loader, loader, epochs=2, amp=True, device="cuda", progress=False)
+    assert history["val_loss"].notna().all()
