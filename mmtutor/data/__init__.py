@@ -1,0 +1,130 @@
+"""Data for the book: generated data sets with known ceilings, readers for real formats,
+vocabularies, tag maps, datasets and collate functions that make the package's batch dicts.
+
+Generated (offline, deterministic from a seed):
+
+* :func:`make_classification` -- shape images + captions; uniqueness, redundancy, synergy,
+  noise and missing-modality knobs; Bayes-oracle ceilings per modality.
+* :func:`make_mner` -- tweet-like NER with ambiguous names that the image often resolves.
+
+Real data (when ``$MMTUTOR_DATA`` holds it, see :func:`find_real_data`):
+:func:`read_conll`, :func:`read_twitter_mner`, :func:`read_manifest`.
+"""
+
+from __future__ import annotations
+
+from mmtutor.data.classification import (
+    MODES,
+    SYNONYMS,
+    ClassificationData,
+    ClassificationSplit,
+    joint_table,
+    make_classification,
+)
+from mmtutor.data.datasets import (
+    ClassificationDataset,
+    Loaders,
+    TaggingDataset,
+    collate_classification,
+    collate_tagging,
+    make_loaders,
+)
+from mmtutor.data.images import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ImageSource,
+    channel_stats,
+    image_transform,
+    load_image,
+)
+from mmtutor.data.mner import (
+    AMBIGUOUS,
+    CUES,
+    ENTITY_TYPES,
+    LEXICON,
+    TYPE_SHAPES,
+    MNERData,
+    MNERSplit,
+    make_mner,
+)
+from mmtutor.data.paths import DATA_ENV, REAL_DATA_LAYOUTS, data_home, find_real_data
+from mmtutor.data.readers import (
+    ManifestExample,
+    TaggedCorpus,
+    read_conll,
+    read_manifest,
+    read_twitter_mner,
+)
+from mmtutor.data.shapes import SHAPES, draw_shapes
+from mmtutor.data.subwords import IGNORE_INDEX, align_subword_labels
+from mmtutor.data.tags import (
+    SCHEMES,
+    TaggedSentence,
+    TagMap,
+    detect_scheme,
+    get_spans,
+    spans_to_tags,
+    split_tag,
+    to_iob2,
+)
+from mmtutor.data.vocab import PAD, UNK, CharVocab, Vocab, tokenize
+
+__all__ = [
+    # generators
+    "make_classification",
+    "ClassificationData",
+    "ClassificationSplit",
+    "joint_table",
+    "MODES",
+    "SYNONYMS",
+    "make_mner",
+    "MNERData",
+    "MNERSplit",
+    "ENTITY_TYPES",
+    "TYPE_SHAPES",
+    "LEXICON",
+    "AMBIGUOUS",
+    "CUES",
+    "SHAPES",
+    "draw_shapes",
+    # readers and real data
+    "read_conll",
+    "read_twitter_mner",
+    "read_manifest",
+    "TaggedCorpus",
+    "ManifestExample",
+    "data_home",
+    "find_real_data",
+    "DATA_ENV",
+    "REAL_DATA_LAYOUTS",
+    # images
+    "load_image",
+    "image_transform",
+    "channel_stats",
+    "ImageSource",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    # vocabularies and tags
+    "Vocab",
+    "CharVocab",
+    "tokenize",
+    "PAD",
+    "UNK",
+    "TagMap",
+    "TaggedSentence",
+    "SCHEMES",
+    "split_tag",
+    "detect_scheme",
+    "to_iob2",
+    "get_spans",
+    "spans_to_tags",
+    "align_subword_labels",
+    "IGNORE_INDEX",
+    # datasets
+    "ClassificationDataset",
+    "TaggingDataset",
+    "collate_classification",
+    "collate_tagging",
+    "make_loaders",
+    "Loaders",
+]
