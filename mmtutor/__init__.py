@@ -1,7 +1,36 @@
-"""mmtutor: the companion package of *Multimodal Fusion, Hands-On*."""
+"""mmtutor: the companion package of *Multimodal Fusion, Hands-On*.
 
+Subpackages, in dependency order: :mod:`mmtutor.utils` <- :mod:`mmtutor.data`,
+:mod:`mmtutor.encoders`, :mod:`mmtutor.fusion`, :mod:`mmtutor.heads` <- :mod:`mmtutor.models`
+<- :mod:`mmtutor.train`. :mod:`mmtutor.metrics` and :mod:`mmtutor.plots` stand apart.
+``train`` and ``plots`` are imported by name (``from mmtutor.train import fit``), so that
+``import mmtutor`` stays light and nothing in the package depends on them.
+"""
+
+from mmtutor import data, encoders, fusion, heads, metrics, models
+from mmtutor.data import make_classification, make_mner
+from mmtutor.fusion import FUSION_LEVELS, FUSIONS, build_fusion
+from mmtutor.models import build_classifier, build_tagger, build_unimodal_classifier
 from mmtutor.utils import get_device, seed_everything
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "get_device", "seed_everything"]
+__all__ = [
+    "__version__",
+    "data",
+    "encoders",
+    "fusion",
+    "heads",
+    "metrics",
+    "models",
+    "FUSIONS",
+    "FUSION_LEVELS",
+    "build_fusion",
+    "build_classifier",
+    "build_tagger",
+    "build_unimodal_classifier",
+    "make_classification",
+    "make_mner",
+    "get_device",
+    "seed_everything",
+]

@@ -130,7 +130,7 @@ def check_tensor(
     ok = value.dim() >= len(dims) if leading else value.dim() == len(dims)
     if ok:
         tail = value.shape[value.dim() - len(dims):]
-        ok = all(not isinstance(s, int) or s == t for s, t in zip(dims, tail))
+        ok = all(not isinstance(s, int) or s == t for s, t in zip(dims, tail, strict=True))
     if not ok:
         raise ValueError(f"{name} must have shape {wanted}, got {tuple(value.shape)}")
     if dtype == "float" and not value.is_floating_point():
