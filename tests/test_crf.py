@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from devices import DEVICES
 
 from mmtutor.heads import CRF, IMPOSSIBLE, allowed_transitions
 
@@ -241,19 +242,7 @@ def test_errors(call, message):
         call(crf, emissions, tags, mask)
 
 
-@pytest.mark.parametrize(
-    "device",
-    [
-        "cpu",
-        pytest.param(
-            "cuda",
-            marks=[
-                pytest.mark.cuda,
-                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-            ],
-        ),
-    ],
-)
+@pytest.mark.parametrize("device", DEVICES)
 def test_device_follows_the_inputs(device):
     crf, emissions, tags, mask = _problem(9)
     cpu_ll, cpu_paths = crf.log_likelihood(emissions, tags, mask), crf.decode(emissions, mask)

@@ -7,6 +7,7 @@ import importlib.util
 import pytest
 import torch
 import torch.nn.functional as F
+from devices import DEVICES
 
 from mmtutor.encoders import (
     IMAGE_ENCODERS,
@@ -26,16 +27,6 @@ from mmtutor.encoders import (
 V, C = 50, 30  # word and character vocabulary sizes
 LENGTHS = [5, 3, 0, 1]  # one empty text
 B, T, L = len(LENGTHS), 5, 6
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.cuda,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-        ],
-    ),
-]
 TEXT = {
     "bag": lambda: BagOfEmbeddings(V, dim=8),
     "bilstm": lambda: BiLSTMEncoder(V, embed_dim=8, hidden_dim=6, num_layers=2, dropout=0.1),

@@ -10,6 +10,7 @@ import re
 
 import pytest
 import torch
+from devices import DEVICES
 
 from mmtutor.fusion import FUSION_LEVELS, FUSIONS, Fusion, build_fusion
 
@@ -33,16 +34,6 @@ SPECS = {
 }
 
 DTYPES = [torch.float32, torch.float64]
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[
-            pytest.mark.cuda,
-            pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
-        ],
-    ),
-]
 
 
 def build(name: str, dtype: torch.dtype, device: str) -> Fusion:

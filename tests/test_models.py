@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from devices import DEVICES
 from torch.utils.data import DataLoader
 
 from mmtutor.fusion import FUSIONS
@@ -17,7 +18,6 @@ from mmtutor.models import (
 )
 from mmtutor.train import evaluate, fit, predict_proba
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SMALL_CNN = {"channels": (4, 8)}  # two blocks: a 16x16 image becomes 4x4 = 16 regions
 TAG_NAMES = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
