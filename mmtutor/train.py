@@ -26,10 +26,15 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from mmtutor import metrics as mm
 from mmtutor.utils import get_device, seed_everything
+
+with warnings.catch_warnings():
+    # In Jupyter without ipywidgets, tqdm.auto warns on import and falls back to text bars;
+    # the book's notebooks train with progress=False, so the warning only clutters each page.
+    warnings.simplefilter("ignore")
+    from tqdm.auto import tqdm
 
 __all__ = [
     "move_batch",

@@ -12,6 +12,7 @@ from mmtutor.metrics import (
     entity_f1,
     entity_report,
     expected_calibration_error,
+    fit_temperature,
     macro_f1,
     reliability_table,
     token_report,
@@ -96,3 +97,55 @@ def test_ece_rejects_bad_shapes():
         expected_calibration_error(np.ones((2, 2)) / 2, [0, 1, 1])
     with pytest.raises(ValueError, match="n_bins"):
         expected_calibration_error(np.ones((2, 2)) / 2, [0, 1], n_bins=0)
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _calibrated_sample(n=20000, c=4, seed=0):
+    """Logits ``z`` and labels drawn from ``softmax(z)``: calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=2.0, size=(n, c))
+    p = _softmax(z)
+    y = (rng.random(n)[:, None] > np.cumsum(p, axis=1)).sum(axis=1)
+    return z, y
+
+
+@pytest.mark.parametrize("scale", [1.0, 3.0, 0.5])
+def test_fit_temperature_recovers_the_scale(scale):
+    z, y = _calibrated_sample()
+    assert fit_temperature(scale * z, y) == pytest.approx(scale, rel=0.08)
+
+
+def test_fit_temperature_matches_a_grid_search_and_lowers_ece():
+    z, y = _calibrated_sample(n=4000, seed=1)
+    logits = 2.5 * z  # overconfident
+    t = fit_temperature(logits, y)
+
+    def nll(temp):
+        p = _softmax(logits / temp)
+        return -np.mean(np.log(p[np.arange(len(y)), y]))
+
+    grid = np.exp(np.linspace(np.log(0.1), np.log(10), 2001))
+    best = grid[np.argmin([nll(g) for g in grid])]
+    assert t == pytest.approx(best, rel=0.01)
+    assert nll(t) <= nll(best) + 1e-9
+    before = expected_calibration_error(_softmax(logits), y)
+    after = expected_calibration_error(_softmax(logits / t), y)
+    assert after < before / 2
+
+
+def test_fit_temperature_accepts_tensors_and_rejects_bad_input():
+    z, y = _calibrated_sample(n=500)
+    assert fit_temperature(torch.tensor(z), torch.tensor(y)) == pytest.approx(
+        fit_temperature(z, y))
+    with pytest.raises(ValueError, match="shape"):
+        fit_temperature(z[:, 0], y)
+    with pytest.raises(ValueError, match="finite"):
+        fit_temperature(np.array([[0.0, -np.inf], [0.0, 1.0]]), [0, 1])
+    with pytest.raises(ValueError, match="class indices"):
+        fit_temperature(z, np.full(len(z), 7))
+    with pytest.raises(ValueError, match="bounds"):
+        fit_temperature(z, y, bounds=(2.0, 1.0))

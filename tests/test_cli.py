@@ -1,0 +1,263 @@
+"""Tests of ``python -m mmtutor ner``: runs on small CoNLL and Twitter files written here,
+the files it writes, the checkpoint it saves, and its one-line errors (exit status 2)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmtutor.cli import main
+from mmtutor.data import read_conll
+from mmtutor.tasks import NERRun
+
+# Words and tags of a few sentences, CoNLL-2003 style (IOB1: entities start with I-).
+CONLL_SENTENCES = [
+    [("EU", "I-ORG"), ("rejects", "O"), ("German", "I-MISC"), ("call", "O"), (".", "O")],
+    [("Peter", "I-PER"), ("Blackburn", "I-PER"), ("met", "O"), ("Anna", "I-PER")],
+    [("BRUSSELS", "I-LOC"), ("1996-08-22", "O")],
+    [("The", "O"), ("European", "I-ORG"), ("Commission", "I-ORG"), ("said", "O"),
+     ("on", "O"), ("Thursday", "O"), (".", "O")],
+    [("Germany", "I-LOC"), ("imported", "O"), ("British", "I-MISC"), ("lamb", "O")],
+]
+# Tweets, Twitter-2015 style: IMGID lines, types PER, LOC, ORG and OTHER.
+TWEETS = [
+    ("101", [("RT", "O"), ("@user", "O"), (":", "O"), ("Messi", "B-PER"), ("in", "O"),
+             ("Berlin", "B-LOC")]),
+    ("102", [("Stanley", "B-OTHER"), ("Cup", "I-OTHER"), ("parade", "O"), ("!", "O")]),
+    ("103", [("Disney", "B-ORG"), ("finally", "O"), ("got", "O"), ("it", "O")]),
+    ("104", [("Sunset", "O"), ("in", "O"), ("Santorini", "B-LOC"), ("#travel", "O")]),
+    ("105", [("Michelle", "B-PER"), ("Obama", "I-PER"), ("at", "O"), ("NBA", "B-OTHER"),
+             ("game", "O")]),
+]
+
+
+def write_conll(path: Path, sentences, *, docstart: bool = True) -> Path:
+    lines = ["-DOCSTART- O", ""] if docstart else []
+    for sentence in sentences:
+        lines += [f"{token} NNP {tag}" for token, tag in sentence] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_twitter(path: Path, tweets) -> Path:
+    lines = []
+    for image_id, tokens in tweets:
+        lines += [f"IMGID:{image_id}"] + [f"{t}\t{tag}" for t, tag in tokens] + [""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def write_jpg(path: Path, seed: int) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 255, (12, 10, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, format="JPEG")
+
+
+@pytest.fixture
+def conll(tmp_path):
+    """train/dev/test CoNLL files (the training file repeats the sentences to have batches)."""
+    return {
+        "train": write_conll(tmp_path / "train.txt", CONLL_SENTENCES * 4),
+        "dev": write_conll(tmp_path / "dev.txt", CONLL_SENTENCES[:3]),
+        "test": write_conll(tmp_path / "test.txt", CONLL_SENTENCES[2:]),
+    }
+
+
+@pytest.fixture
+def twitter(tmp_path):
+    """Twitter-format train/dev/test files and an image folder of tiny .jpg files."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for k, (image_id, _) in enumerate(TWEETS):
+        write_jpg(images / f"{image_id}.jpg", k)
+    return {
+        "train": write_twitter(tmp_path / "train.txt", TWEETS * 3),
+        "dev": write_twitter(tmp_path / "valid.txt", TWEETS[:3]),
+        "test": write_twitter(tmp_path / "test.txt", TWEETS[1:]),
+        "images": images,
+    }
+
+
+def files_args(files) -> list[str]:
+    return ["--train", str(files["train"]), "--dev", str(files["dev"]), "--test", str(files["test"])]
+
+
+FAST = ["--epochs", "2", "--dim", "8", "--batch-size", "4", "--no-progress", "--device", "cpu"]
+
+
+def run_ner(*args: str) -> int:
+    return main(["ner", *args])
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+# ----------------------------------------------------------------------------------- help
+def test_help_in_a_real_subprocess():
+    done = subprocess.run([sys.executable, "-m", "mmtutor", "ner", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: mmtutor ner" in done.stdout
+
+
+def test_help_explains_every_option_with_its_default(capsys):
+    assert run_ner("--help") == 0
+    text = capsys.readouterr().out
+    options = ["--train", "--dev", "--test", "--format", "--images", "--missing-images",
+               "--encoder", "--head", "--fusion", "--dim", "--dropout", "--epochs",
+               "--batch-size", "--lr", "--patience", "--image-size", "--device", "--seed",
+               "--out", "--no-progress"]
+    for option in options:
+        assert option in text, option
+    assert text.count("(default:") >= 15
+    assert "default: cnn-bilstm" in text.replace("\n", " ").replace("  ", " ")
+
+
+# ----------------------------------------------------------------------------------- runs
+def test_conll_run_trains_reports_saves_and_loads_back(conll, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_ner(*files_args(conll), *FAST, "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "micro avg" in printed and "token-level micro F1 with O" in printed
+    assert "text only" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["encoder"] == "cnn-bilstm" and metrics["config"]["fusion"] is None
+    assert len(metrics["history"]) == 2  # one row per epoch
+    assert metrics["sizes"] == {"train": 20, "dev": 3, "test": 3}
+    test = metrics["test"]
+    assert 0.0 <= test["entity_f1"] <= 1.0
+    assert test["token_report"]["micro avg"]["support"] == sum(
+        len(s) for s in CONLL_SENTENCES[2:])
+    assert set(test["entity_report"]) >= {"micro avg", "LOC", "ORG", "MISC"}
+    # the IOB1 file was converted: every tag name is IOB2
+    assert set(metrics["tag_names"]) <= {"O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG",
+                                         "I-ORG", "B-PER", "I-PER"}
+    # predictions.txt: token, gold, predicted; read back, its last column is the prediction
+    predictions = read_conll(out / "predictions.txt")
+    assert [s.tokens for s in predictions] == [[t for t, _ in s] for s in CONLL_SENTENCES[2:]]
+    # the checkpoint loads into a tagger that predicts the same tags
+    run = NERRun.load(out / "model.pt", device="cpu")
+    assert run.config.encoder == "cnn-bilstm" and run.tag_names == metrics["tag_names"]
+    assert run.predict(read_conll(conll["test"])) == [s.tags for s in predictions]
+
+
+def test_twitter_run_with_images_fuses_and_handles_other(twitter, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = run_ner(*files_args(twitter), "--format", "twitter", "--images",
+                   str(twitter["images"]), "--image-size", "16", *FAST, "--out", str(out))
+    assert code == 0
+    assert "text + image (gated)" in capsys.readouterr().out  # gated is the default fusion
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["fusion"] == "gated"
+    assert {"B-OTHER", "I-OTHER"} <= set(metrics["tag_names"])
+    assert "OTHER" in metrics["test"]["entity_report"]
+    assert (out / "predictions.txt").read_text().startswith("IMGID:102\n")
+    run = NERRun.load(out / "model.pt", device="cpu")
+    assert run.multimodal and run.image_mean is not None
+    test = [[t for t, _ in tokens] for _, tokens in TWEETS[1:]]
+    paths = [twitter["images"] / f"{i}.jpg" for i, _ in TWEETS[1:]]
+    tags = run.predict(test, paths)
+    assert [len(t) for t in tags] == [len(s) for s in test]
+    with pytest.raises(ValueError, match="images"):
+        run.predict(test)
+
+
+def test_fusion_can_be_chosen(twitter, tmp_path):
+    out = tmp_path / "run"
+    assert run_ner(*files_args(twitter), "--format", "twitter", "--images",
+                   str(twitter["images"]), "--fusion", "concat", "--head", "softmax",
+                   "--image-size", "16", *FAST, "--out", str(out)) == 0
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["fusion"], config["head"]) == ("concat", "softmax")
+
+
+def test_missing_image_is_an_error_or_masked(twitter, tmp_path, capsys):
+    (twitter["images"] / "103.jpg").unlink()
+    args = [*files_args(twitter), "--format", "twitter", "--images", str(twitter["images"]),
+            "--image-size", "16", *FAST, "--out", str(tmp_path / "run")]
+    assert run_ner(*args) == 2
+    err = one_error_line(capsys)
+    assert f"{twitter['train']}:" in err and "IMGID:103" in err and "missing" in err
+    assert run_ner(*args, "--missing-images", "mask") == 0
+    assert "have no image file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- errors
+def test_malformed_file_fails_with_file_and_line(conll, tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("EU B-ORG\nrejects O\ncall\n", encoding="utf-8")
+    assert run_ner("--train", str(bad), "--dev", str(conll["dev"]), "--test",
+                   str(conll["test"]), *FAST) == 2
+    err = one_error_line(capsys)
+    assert err.startswith("mmtutor ner: error: ") and f"{bad}:3:" in err
+
+
+def test_bad_tag_fails_with_file_and_line(conll, tmp_path, capsys):
+    bad = tmp_path / "bad_tag.txt"
+    bad.write_text("EU B-ORG\n\nPeter PERSON\n", encoding="utf-8")
+    assert run_ner("--train", str(conll["train"]), "--dev", str(bad), "--test",
+                   str(conll["test"]), *FAST) == 2
+    err = one_error_line(capsys)
+    assert f"{bad}:3:" in err and "PERSON" in err
+
+
+def test_twitter_file_read_as_conll_fails_with_file_and_line(twitter, capsys):
+    assert run_ner(*files_args(twitter), *FAST) == 2
+    assert f"{twitter['train']}:1:" in one_error_line(capsys)
+
+
+def test_missing_file_is_a_clean_error(conll, tmp_path, capsys):
+    assert run_ner("--train", str(tmp_path / "nope.txt"), "--dev", str(conll["dev"]),
+                   "--test", str(conll["test"]), *FAST) == 2
+    assert "no such file" in one_error_line(capsys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(conll, capsys):
+    assert run_ner(*files_args(conll), "--device", "cuda") == 2
+    err = one_error_line(capsys)
+    assert "no CUDA GPU" in err and "'cpu'" in err
+
+
+def test_fusion_without_images_is_an_error(conll, capsys):
+    assert run_ner(*files_args(conll), "--fusion", "gated", *FAST) == 2
+    assert "--fusion gated needs --images" in one_error_line(capsys)
+
+
+def test_images_need_the_twitter_format(conll, twitter, capsys):
+    assert run_ner(*files_args(conll), "--images", str(twitter["images"]), *FAST) == 2
+    assert "--format twitter" in one_error_line(capsys)
+
+
+def test_unknown_fusion_and_minilm_crf_are_errors(twitter, conll, capsys):
+    assert run_ner(*files_args(twitter), "--format", "twitter", "--images",
+                   str(twitter["images"]), "--fusion", "transformer", *FAST) == 2
+    assert "not a tagger fusion" in one_error_line(capsys)
+    assert run_ner(*files_args(conll), "--encoder", "minilm", "--head", "crf", *FAST) == 2
+    assert "--head softmax" in one_error_line(capsys)
+
+
+def test_usage_errors_return_2_in_one_line(capsys):
+    assert run_ner("--train", "x.txt") == 2
+    assert "required" in one_error_line(capsys)
+    assert main([]) == 2
+    capsys.readouterr()
+    assert run_ner("--train", "a", "--dev", "b", "--test", "c", "--head", "svm") == 2
+    assert "invalid choice" in one_error_line(capsys)
+
+
+def test_console_script_is_registered():
+    from importlib.metadata import entry_points
+
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts.get("mmtutor") == "mmtutor.cli:main"
