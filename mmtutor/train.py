@@ -143,10 +143,11 @@ def fit(
             if clip_grad_norm is not None:
                 scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                 nn.utils.clip_grad_norm_(params, clip_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            if scheduler is not None:
-                scheduler.step()
+            scale = scaler.get_scale()
+            scaler.step(optimizer)  # skipped when fp16 gradients overflowed
+            scaler.update()  # ...and then the scale drops
+            if scheduler is not None and scaler.get_scale() >= scale:
+                scheduler.step()  # advance the schedule only after a real optimizer step
             n = _batch_size(batch)
             total, seen = total + loss.item() * n, seen + n
         row = {"epoch": epoch, "train_loss": total / max(seen, 1)}
