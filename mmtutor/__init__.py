@@ -2,9 +2,10 @@
 
 Subpackages, in dependency order: :mod:`mmtutor.utils` <- :mod:`mmtutor.data`,
 :mod:`mmtutor.encoders`, :mod:`mmtutor.fusion`, :mod:`mmtutor.heads` <- :mod:`mmtutor.models`
-<- :mod:`mmtutor.train`. :mod:`mmtutor.metrics` and :mod:`mmtutor.plots` stand apart.
-``train`` and ``plots`` are imported by name (``from mmtutor.train import fit``), so that
-``import mmtutor`` stays light and nothing in the package depends on them.
+<- :mod:`mmtutor.train` <- :mod:`mmtutor.tasks`, :mod:`mmtutor.experiments` <-
+:mod:`mmtutor.cli`. :mod:`mmtutor.metrics` and :mod:`mmtutor.plots` stand apart.
+``train``, ``plots`` and the modules above them are imported by name
+(``from mmtutor.train import fit``), so that ``import mmtutor`` stays light.
 """
 
 from mmtutor import data, encoders, fusion, heads, metrics, models
