@@ -9,12 +9,13 @@ EXTRAS ?= book,pretrained,dev
 # Per-cell time limit for notebooks run by the tests (training cells take tens of seconds).
 NB_TIMEOUT ?= 600
 
-.PHONY: help install book test lint lab clean
+.PHONY: help install book test lint lab clean bench
 
 help:
 	@echo "make book   build the HTML book, executing every notebook  -> _build/html/index.html"
 	@echo "make test   lint, package tests, then every notebook (offline) through nbmake"
 	@echo "make lab    open the notebooks in JupyterLab"
+	@echo "make bench  time every notebook, measure what each fusion costs  -> benchmarks/results/"
 	@echo "make clean  remove build outputs (keeps .venv); 'make clean-all' also removes .venv"
 
 $(PY):
@@ -36,6 +37,12 @@ book: $(STAMP)
 
 test: lint
 	tools/offline.sh $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=$(NB_TIMEOUT) -p no:cacheprovider
+
+# Benchmarks print tables and write benchmarks/results/*.md; they are not tests (see README).
+bench: $(STAMP)
+	$(PY) benchmarks/notebook_times.py
+	tools/offline.sh $(PY) benchmarks/fusion_cost.py
+	tools/offline.sh $(PY) benchmarks/attention_sdpa.py
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks

@@ -82,13 +82,14 @@ def main() -> None:
         print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, device "
               f"{options.device}, {options.n_train} training sentences, default settings")
         print(f"{'setting':26s} {'run':>3s} {'wall s':>8s} {'cpu s':>8s} {'train s':>8s} "
-              f"{'dev F1':>7s} {'test F1':>7s}")
+              f"{'dev F1':>7s} {'test F1':>7s} {'conlleval':>9s}")
         for name, args in settings.items():
             for r in range(options.repeat):
                 out = folder / f"out-{len(name)}-{r}"
                 wall, cpu, m = run_cli([str(a) for a in args] + ["--device", options.device], out)
                 print(f"{name:26s} {r + 1:3d} {wall:8.1f} {cpu:8.1f} {m['train_seconds']:8.1f} "
-                      f"{m['dev_entity_f1']:7.3f} {m['test']['entity_f1']:7.3f}")
+                      f"{m['dev_entity_f1_strict']:7.3f} {m['test']['entity_f1_strict']:7.3f} "
+                      f"{m['test']['entity_f1_conlleval']:9.3f}")
 
 
 if __name__ == "__main__":

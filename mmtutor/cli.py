@@ -1,29 +1,42 @@
-"""The command line: ``python -m mmtutor ner ...`` (or the ``mmtutor`` console script).
+"""The command line: ``python -m mmtutor ner ...`` and ``python -m mmtutor classify ...``.
 
 ``ner`` trains a (multimodal) named entity tagger on CoNLL-style or Twitter-2015/2017 files,
 keeps the epoch with the best entity-level F1 on the development file, prints the seqeval
-report on the test file (and the token-level micro F1 with ``O`` counted, which is *not* NER
-F1), and writes ``metrics.json``, ``model.pt`` and ``predictions.txt`` to ``--out``. It calls
+report on the test file in both modes (conlleval, which published results use, and strict
+IOB2) and the token-level micro F1 with ``O`` counted (which is *not* NER F1), and writes
+``metrics.json``, ``model.pt`` and ``predictions.txt`` to ``--out``. It calls
 :func:`mmtutor.tasks.train_ner`, the function the book's NER chapter uses.
 
-Errors in the input (a malformed line, a missing image, an unavailable device) end the run
-with one line on stderr, ``mmtutor ner: error: ...``, and exit status 2.
+``classify`` trains an image + text classifier on JSONL manifests (``{"text": ...,
+"image": "relative/path.jpg", "label": ...}`` per line; an absent ``text`` or ``image`` is a
+missing modality), keeps the epoch with the best development score, prints accuracy,
+macro-F1 and the per-class report on the test manifest, and writes ``metrics.json``,
+``model.pt`` and ``predictions.jsonl``. It calls :func:`mmtutor.tasks.train_classifier`.
+
+The model and training options of both commands are generated from the fields of
+:class:`~mmtutor.tasks.NERConfig` and :class:`~mmtutor.tasks.ClassifyConfig` (types,
+choices, help text), so the command line and the Python API cannot drift apart.
+
+Errors in the input (a malformed line, a missing image, a label the training file lacks,
+an unreadable checkpoint, an unavailable device) end the run with one line on stderr,
+``mmtutor <command>: error: ...``, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import typing
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
 PROG = "mmtutor"
-_ENCODERS = ("cnn-bilstm", "bilstm", "minilm")  # mirrors mmtutor.tasks.ner.NER_ENCODERS
-_HEADS = ("crf", "softmax")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,46 +46,101 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _fusion_names() -> list[str]:
-    from mmtutor.tasks.ner import NER_FUSIONS
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({err.msg})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object like '{{\"k\": 1}}'")
+    return value
 
-    return list(NER_FUSIONS)
+
+def _base_type(hint: object) -> tuple[object, bool]:
+    """``int | None`` -> ``(int, True)``; ``list[int]`` -> ``(list[int], False)``."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return hint, False
+
+
+def add_config_options(group: argparse._ArgumentGroup, config_cls: type, *,
+                       defaults: dict[str, Any] | None = None) -> None:
+    """Add one ``--option`` per field of a task config dataclass (type, choices, help).
+
+    Args:
+        group: the parser or argument group.
+        config_cls: :class:`~mmtutor.tasks.NERConfig` or :class:`~mmtutor.tasks.ClassifyConfig`.
+        defaults: command-line defaults that differ from the dataclass's (e.g. ``device``).
+    """
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        base, _ = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = (defaults or {}).get(f.name, default)
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default}
+        if typing.get_origin(base) is list:
+            kwargs.update(nargs="+", type=typing.get_args(base)[0], metavar="N")
+        elif typing.get_origin(base) is dict:
+            kwargs.update(type=_json_object, metavar="JSON")
+        elif base in (int, float, str):
+            kwargs["type"] = base
+        if "choices" in f.metadata:
+            kwargs["choices"] = list(f.metadata["choices"])
+        shown = json.dumps(default) if isinstance(default, dict) else "%(default)s"
+        kwargs["help"] = f"{f.metadata.get('help', '')} (default: {shown})"
+        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def _config(config_cls: type, args: argparse.Namespace) -> Any:
+    """The config dataclass from the parsed options (its own checks run)."""
+    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+
+
+def _output_options(parser: argparse.ArgumentParser, out: str, files: str) -> None:
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", type=Path, default=Path(out), metavar="DIR",
+                        help=f"where {files} go (created if needed) (default: %(default)s)")
+    output.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bar over the epochs")
+
+
+def _split_files(parser: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
+    data = parser.add_argument_group("data")
+    data.add_argument("--train", required=True, type=Path, metavar="FILE",
+                      help=f"training {what} (required); vocabularies and classes come from it")
+    data.add_argument("--dev", required=True, type=Path, metavar="FILE",
+                      help=f"development {what} (required); selects the epoch")
+    data.add_argument("--test", required=True, type=Path, metavar="FILE",
+                      help=f"test {what} (required); scored once, at the end")
+    return data
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``mmtutor`` and its ``ner`` command."""
-    parser = _Parser(
-        prog=PROG,
-        description="Companion tools of the book 'Multimodal Fusion, Hands-On'.",
-    )
+    """The argument parser of ``mmtutor`` and its ``ner`` and ``classify`` commands."""
+    from mmtutor.tasks import ClassifyConfig, NERConfig
+
+    parser = _Parser(prog=PROG,
+                     description="Companion tools of the book 'Multimodal Fusion, Hands-On'.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     ner = commands.add_parser(
-        "ner",
-        help="train and evaluate a (multimodal) named entity tagger",
+        "ner", help="train and evaluate a (multimodal) named entity tagger",
         description=(
             "Train a named entity tagger, keep the epoch with the best entity-level F1 on\n"
             "--dev, print the seqeval report on --test, and write metrics.json, model.pt and\n"
             "predictions.txt to --out. Text only unless --images is given (Twitter format).\n"
-            "Any tag set works (Twitter-2015 uses OTHER)."
-        ),
+            "Any tag set works (Twitter-2015 uses OTHER)."),
         epilog=(
             "examples:\n"
             "  python -m mmtutor ner --train train.txt --dev valid.txt --test test.txt\n"
             "  python -m mmtutor ner --format twitter --images twitter2015/images "
             "--fusion gated \\\n"
             "      --train twitter2015/train.txt --dev twitter2015/valid.txt "
-            "--test twitter2015/test.txt"
-        ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    data = ner.add_argument_group("data")
-    data.add_argument("--train", required=True, type=Path, metavar="FILE",
-                      help="training file (required); vocabularies are built from it")
-    data.add_argument("--dev", required=True, type=Path, metavar="FILE",
-                      help="development file (required); selects the epoch by entity F1")
-    data.add_argument("--test", required=True, type=Path, metavar="FILE",
-                      help="test file (required); scored once, at the end")
+            "--test twitter2015/test.txt"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = _split_files(ner, "file")
     data.add_argument("--format", choices=("conll", "twitter"), default="conll",
                       help="'conll': token ... tag per line, blank line between sentences, "
                            "-DOCSTART- skipped; 'twitter': an IMGID:<id> line starts each "
@@ -80,60 +148,45 @@ def build_parser() -> argparse.ArgumentParser:
                            "to IOB2. (default: %(default)s)")
     data.add_argument("--images", type=Path, metavar="DIR", default=None,
                       help="folder of <id>.jpg images for --format twitter; without it the "
-                           "tagger reads the text only (default: none)")
+                           "tagger reads the text only; with it --fusion defaults to gated "
+                           "(default: none)")
     data.add_argument("--missing-images", choices=("error", "mask"), default="error",
                       help="a tweet whose image file is absent: 'error' stops with file:line, "
                            "'mask' marks the image missing and the fusion does without it "
                            "(default: %(default)s)")
-    model = ner.add_argument_group("model")
-    model.add_argument("--encoder", choices=_ENCODERS, default="cnn-bilstm",
-                       help="text encoder: 'cnn-bilstm' (BiLSTM over words plus a character "
-                            "CNN, Ma & Hovy 2016: rare words still have a spelling), 'bilstm' "
-                            "(words only), 'minilm' (frozen pretrained MiniLM-L6 over "
-                            "sub-words; needs mmtutor[pretrained] and --head softmax; slow on "
-                            "a CPU) (default: %(default)s)")
-    model.add_argument("--head", choices=_HEADS, default="crf",
-                       help="'crf': a linear-chain CRF scores whole tag sequences (Viterbi "
-                            "decoding, only valid BIO); 'softmax': one decision per token "
-                            "(default: %(default)s)")
-    model.add_argument("--fusion", metavar="NAME", default=None,
-                       help="how the image joins each token, one of: "
-                            + ", ".join(_fusion_names())
-                            + ". Needs --images (default: 'gated' when --images is given, "
-                              "else none: text only)")
-    model.add_argument("--dim", type=int, default=64,
-                       help="size of word and image vectors (BiLSTM: dim/2 per direction) "
-                            "(default: %(default)s)")
-    model.add_argument("--dropout", type=float, default=0.0,
-                       help="dropout of the encoder and the emission head (default: %(default)s)")
-    train = ner.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=10,
-                       help="passes over the training file (default: %(default)s)")
-    train.add_argument("--batch-size", type=int, default=16,
-                       help="sentences per training batch (default: %(default)s)")
-    train.add_argument("--lr", type=float, default=5e-3,
-                       help="AdamW learning rate, annealed to 0 by a cosine schedule "
-                            "(default: %(default)s)")
-    train.add_argument("--patience", type=int, default=None,
-                       help="stop after this many epochs without a better dev F1 "
-                            "(default: never)")
-    train.add_argument("--image-size", type=int, default=32,
-                       help="side, in pixels, that images are resized to (default: %(default)s)")
-    train.add_argument("--device", default="auto",
-                       help="'auto' (CUDA, then Apple MPS, then CPU), 'cpu', 'cuda' or "
-                            "'cuda:N' (default: %(default)s)")
-    train.add_argument("--seed", type=int, default=0,
-                       help="seeds initial weights, batch order and dropout (default: %(default)s)")
-    output = ner.add_argument_group("output")
-    output.add_argument("--out", type=Path, default=Path("runs/ner"), metavar="DIR",
-                        help="where metrics.json, model.pt and predictions.txt go "
-                             "(created if needed) (default: %(default)s)")
-    output.add_argument("--no-progress", action="store_true",
-                        help="hide the progress bar over the epochs")
+    add_config_options(ner.add_argument_group("model and training"), NERConfig,
+                       defaults={"device": "auto"})
+    _output_options(ner, "runs/ner", "metrics.json, model.pt and predictions.txt")
     ner.set_defaults(handler=_run_ner)
+
+    classify = commands.add_parser(
+        "classify", help="train and evaluate an image + text classifier on JSONL manifests",
+        description=(
+            "Train an image + text classifier on JSONL manifests, one object per line:\n"
+            '  {"text": "a red disc", "image": "images/0001.jpg", "label": "circle"}\n'
+            "(image paths relative to --image-root; no 'text' or no 'image' key = that\n"
+            "modality is missing). Keeps the epoch with the best --metric on --dev, prints\n"
+            "accuracy, macro-F1 and the per-class report on --test, and writes metrics.json,\n"
+            "model.pt and predictions.jsonl to --out."),
+        epilog=(
+            "examples:\n"
+            "  python -m mmtutor classify --train data/train.jsonl --dev data/val.jsonl \\\n"
+            "      --test data/test.jsonl --image-root data --fusion gated --epochs 10\n"
+            "  python -m mmtutor classify ... --modality text   # the text-only baseline"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = _split_files(classify, "manifest (.jsonl)")
+    data.add_argument("--image-root", type=Path, metavar="DIR", default=None,
+                      help="folder the manifests' image paths are relative to; a path may not "
+                           "leave it (no '..', absolute paths or symlinks out) "
+                           "(default: the folder of --train)")
+    add_config_options(classify.add_argument_group("model and training"), ClassifyConfig,
+                       defaults={"device": "auto"})
+    _output_options(classify, "runs/classify", "metrics.json, model.pt and predictions.jsonl")
+    classify.set_defaults(handler=_run_classify)
     return parser
 
 
+# ----------------------------------------------------------------------------------- ner
 def _read(args: argparse.Namespace) -> dict[str, list]:
     """Read the three files; a malformed line raises ``ValueError('file:line: ...')``."""
     from mmtutor.data import read_conll, read_twitter_mner
@@ -164,9 +217,6 @@ def _check(args: argparse.Namespace) -> None:
     if args.fusion is not None and args.images is None:
         raise ValueError(f"--fusion {args.fusion} needs --images DIR (and --format twitter); "
                          "without images the tagger is text only")
-    if args.fusion is not None and args.fusion not in _fusion_names():
-        raise ValueError(f"--fusion {args.fusion!r} is not a tagger fusion; choose one of "
-                         f"{', '.join(_fusion_names())}")
     if args.images is not None and args.fusion is None:
         args.fusion = "gated"
     if args.encoder == "minilm" and args.head == "crf":
@@ -176,14 +226,12 @@ def _check(args: argparse.Namespace) -> None:
 
 def _run_ner(args: argparse.Namespace) -> int:
     _check(args)
-    from mmtutor.tasks.ner import NERConfig, image_paths, train_ner, write_conll
+    from mmtutor.tasks import NERConfig, image_paths, train_ner, write_conll
+    from mmtutor.tasks._run import write_json
     from mmtutor.utils import get_device
 
-    device = get_device(args.device)  # a clear error now, not after reading the data
-    config = NERConfig(encoder=args.encoder, head=args.head, fusion=args.fusion, dim=args.dim,
-                       dropout=args.dropout, epochs=args.epochs, lr=args.lr,
-                       batch_size=args.batch_size, patience=args.patience,
-                       image_size=args.image_size, seed=args.seed, device=str(device))
+    config = _config(NERConfig, args)
+    device = get_device(config.device)  # a clear error now, not after reading the data
     corpora = _read(args)
     images = None
     if config.fusion is not None:
@@ -193,26 +241,67 @@ def _run_ner(args: argparse.Namespace) -> int:
     print(f"{PROG} ner: {sizes} sentences; {config.encoder}-{config.head}, {mode}, on {device}")
     run = train_ner(corpora["train"], corpora["dev"], corpora["test"], images=images,
                     config=config, progress=not args.no_progress)
-    print(f"\nbest dev entity F1: {run.dev_f1:.4f}\n")
+    test = run.test
+    print(f"\nbest dev entity F1 (strict): {run.dev_f1:.4f}\n")
     print("test, entity level (seqeval, strict IOB2):")
-    print(run.test.entity_report.to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"\ntest entity F1: {run.test.entity_f1:.4f}")
-    print(f"test token-level micro F1 with O counted: {run.test.token_f1:.4f} "
+    print(test.entity_report.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"\ntest entity F1, conlleval mode (as published CoNLL/Twitter results): "
+          f"{test.entity_f1_conlleval:.4f}")
+    print(f"test entity F1, strict IOB2 mode: {test.entity_f1_strict:.4f}")
+    print(f"test token-level micro F1 with O counted: {test.token_f1:.4f} "
           "(token accuracy; not comparable with entity F1)")
-    args.out.mkdir(parents=True, exist_ok=True)
     run.save(args.out / "model.pt")
-    metrics = run.metrics()
-    metrics["files"] = {k: str(getattr(args, k)) for k in ("train", "dev", "test")}
-    metrics["format"] = args.format
-    metrics["images"] = None if args.images is None else str(args.images)
-    with open(args.out / "metrics.json", "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
-    test = corpora["test"]
-    image_ids = [s.image_id for s in test] if args.format == "twitter" else None
-    write_conll(args.out / "predictions.txt", test, predicted=run.test.predicted,
+    metrics = {**run.metrics(), "files": {k: str(getattr(args, k)) for k in ("train", "dev", "test")},
+               "format": args.format, "images": None if args.images is None else str(args.images)}
+    write_json(args.out / "metrics.json", metrics)
+    image_ids = [s.image_id for s in corpora["test"]] if args.format == "twitter" else None
+    write_conll(args.out / "predictions.txt", corpora["test"], predicted=test.predicted,
                 image_ids=image_ids)
     print(f"\nwrote {args.out / 'metrics.json'}, {args.out / 'model.pt'}, "
           f"{args.out / 'predictions.txt'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ classify
+def _run_classify(args: argparse.Namespace) -> int:
+    from mmtutor.data import read_manifest
+    from mmtutor.tasks import ClassifyConfig, train_classifier
+    from mmtutor.tasks._run import write_json
+    from mmtutor.utils import get_device
+
+    config = _config(ClassifyConfig, args)
+    device = get_device(config.device)  # a clear error now, not after reading the data
+    root = args.image_root if args.image_root is not None else args.train.parent
+    splits = {}
+    for name in ("train", "dev", "test"):
+        splits[name] = read_manifest(getattr(args, name), root)
+        if not splits[name]:
+            raise ValueError(f"{getattr(args, name)}: found no examples; expected a JSONL "
+                             f"manifest for --{name}")
+    counts = ", ".join(f"{k} {len(v)} ({sum(e.image is not None for e in v)} images, "
+                       f"{sum(e.text is not None for e in v)} texts)" for k, v in splits.items())
+    what = config.fusion if config.modality == "both" else f"{config.modality} only"
+    print(f"{PROG} classify: {counts}; {what}, on {device}")
+    run = train_classifier(splits["train"], splits["dev"], splits["test"], config=config,
+                           progress=not args.no_progress)
+    print(f"\nbest dev {config.metric}: {run.dev_score:.4f}\n")
+    print("test, per class (scikit-learn):")
+    print(run.test.report.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"\ntest accuracy: {run.test.accuracy:.4f}\ntest macro-F1: {run.test.macro_f1:.4f}")
+    run.save(args.out / "model.pt")
+    metrics = {**run.metrics(), "files": {k: str(getattr(args, k)) for k in ("train", "dev", "test")},
+               "image_root": str(root)}
+    write_json(args.out / "metrics.json", metrics)
+    probs = run.predict_proba(splits["test"])  # (N, C)
+    with open(args.out / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for example, p in zip(splits["test"], probs, strict=True):
+            record = {"line": example.line, "label": example.label,
+                      "predicted": run.classes[int(p.argmax())],
+                      "probabilities": {str(c): float(v) for c, v in zip(run.classes, p,
+                                                                          strict=True)}}
+            f.write(json.dumps(record) + "\n")
+    print(f"\nwrote {args.out / 'metrics.json'}, {args.out / 'model.pt'}, "
+          f"{args.out / 'predictions.jsonl'}")
     return 0
 
 

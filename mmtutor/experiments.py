@@ -16,8 +16,11 @@ A method is a small dict:
   predicted distributions are combined by the decision-level fusion module, which drops the
   experts whose modality is missing.
 
-This module sits at the level of :mod:`mmtutor.train` (it imports it); nothing in the
-package imports it.
+Every trained method goes through :func:`mmtutor.tasks.train_classifier` (build after
+seeding, fit, select on the validation split), the function the chapters and
+``python -m mmtutor classify`` use. This module sits above :mod:`mmtutor.tasks`; nothing in
+the package imports it. (:func:`encoder_param_groups` lives in :mod:`mmtutor.tasks`; it is
+re-exported here.)
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 
 from mmtutor.data import (
@@ -40,55 +42,13 @@ from mmtutor.data import (
     make_classification,
 )
 from mmtutor.fusion import FUSION_LEVELS, FUSIONS, Fusion, build_fusion
-from mmtutor.models import build_classifier, build_unimodal_classifier
-from mmtutor.train import count_parameters, fit, predict_proba
-from mmtutor.utils import get_device, seed_everything
+from mmtutor.tasks import ClassifyConfig, encoder_param_groups, train_classifier
+from mmtutor.train import count_parameters
+from mmtutor.utils import get_device
 
 __all__ = ["run_grid", "encoder_param_groups", "split_loader", "fuse_probabilities"]
 
 _RESERVED = ("modality", "fusion", "experts")
-
-
-def encoder_param_groups(
-    model: nn.Module, lr: float, encoder_lr: Mapping[str, float] | None = None
-) -> list[dict[str, Any]]:
-    """Optimiser parameter groups that give some modalities' encoders their own learning rate.
-
-    An embedding table learns slowly under Adam at a learning rate that suits a CNN: each
-    row moves only when its word is in the batch, and a bag of words dilutes it. A larger
-    learning rate for the text encoder lets both modalities learn in the same few epochs.
-
-    Args:
-        model: a :class:`~mmtutor.models.MultimodalClassifier` (encoders in ``model.encoders``)
-            or a :class:`~mmtutor.models.UnimodalClassifier` (``model.encoder``, ``model.modality``).
-        lr: the learning rate of every other parameter.
-        encoder_lr: ``{modality: learning rate}`` for those encoders (modalities the model
-            has no encoder for are skipped); ``None`` or ``{}``: one group.
-
-    Returns:
-        A list of ``{"params": [...], "lr": ...}`` dicts for ``torch.optim.AdamW``.
-
-    Examples:
-        >>> from mmtutor.models import build_classifier
-        >>> model = build_classifier("concat", vocab_size=50, num_classes=3, dim=8)
-        >>> [g["lr"] for g in encoder_param_groups(model, 0.01, {"text": 0.05})]
-        [0.05, 0.01]
-    """
-    encoders = getattr(model, "encoders", None)
-    if encoders is None and hasattr(model, "encoder"):
-        encoders = {model.modality: model.encoder}
-    if encoder_lr and encoders is None:
-        raise ValueError(f"encoder_lr={dict(encoder_lr)} needs a model with 'encoders' or "
-                         f"'encoder', got a {type(model).__name__}")
-    groups, taken = [], set()
-    for modality, rate in (encoder_lr or {}).items():
-        if modality not in encoders:
-            continue
-        params = [p for p in encoders[modality].parameters() if p.requires_grad]
-        taken |= {id(p) for p in params}
-        groups.append({"params": params, "lr": float(rate)})
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in taken]
-    return [*groups, {"params": rest, "lr": float(lr)}] if rest else groups
 
 
 def split_loader(data: ClassificationData, split: ClassificationSplit,
@@ -185,6 +145,27 @@ def _check_methods(methods: Mapping[str, Mapping[str, Any]]) -> None:
         seen.append(name)
 
 
+def _config(name: str, options: Mapping[str, Any], modality: str | None, fusion: str | None,
+            **training: Any) -> ClassifyConfig:
+    """A method's :class:`~mmtutor.tasks.ClassifyConfig`: its options that are config fields
+    go there (``dim``, ``hidden``, ``aux_weight``...), ``image_kwargs={"channels": ...}``
+    becomes ``image_channels``, and the rest are the fusion's own arguments."""
+    known = {f for f in ClassifyConfig.__dataclass_fields__}
+    options = dict(options)
+    image = dict(options.pop("image_kwargs", None) or {})
+    if set(image) - {"channels"}:
+        raise ValueError(f"methods[{name!r}]: image_kwargs may only set 'channels', got {image}")
+    if "channels" in image:
+        options["image_channels"] = list(image["channels"])
+    fields = {k: v for k, v in options.items() if k in known}
+    extra = {k: v for k, v in options.items() if k not in known}
+    device = training.pop("device")
+    return ClassifyConfig(**fields, modality=modality or "both", fusion=fusion or "concat",
+                          fusion_kwargs=extra, encoder_lr=dict(training.pop("encoder_lr") or {}),
+                          weight_decay=0.01,  # torch.optim.AdamW's default, as the grid always used
+                          device=str(device), **training)
+
+
 def run_grid(
     settings: Mapping[str, Mapping[str, Any]],
     methods: Mapping[str, Mapping[str, Any]],
@@ -244,12 +225,10 @@ def run_grid(
         tests = knobs.pop("tests", {})
         for seed in seeds:
             ds = make_classification(**knobs, seed=seed)
-            dl = ds.loaders(batch_size, seed=seed)
-            splits = {"standard": (ds.test, dl.test, ds.ceilings)}
+            splits = {"standard": (ds.test, ds.ceilings)}
             for test, overrides in tests.items():
                 variant = make_classification(**{**knobs, **overrides}, seed=seed)
-                splits[test] = (variant.test, split_loader(ds, variant.test, 2 * batch_size),
-                                variant.ceilings)
+                splits[test] = (variant.test, variant.ceilings)
             probs: dict[str, dict[str, np.ndarray]] = {}  # method -> test -> (N, C)
             cost: dict[str, tuple[int, float]] = {}  # method -> (parameters, seconds)
             for name, spec in methods.items():
@@ -263,26 +242,18 @@ def run_grid(
                         t: fuse_probabilities(
                             spec["fusion"], {m: probs[e][t] for m, e in experts.items()},
                             {m: getattr(split, f"{m}_present") for m in experts}, **kwargs)
-                        for t, (split, _, _) in splits.items()
+                        for t, (split, _) in splits.items()
                     }
                     rows += _rows(setting, seed, name, level, splits, probs[name], cost[name])
                     continue
-                seed_everything(seed)  # the same initial weights in every run of a seed
-                kwargs = {**(model or {}), **kwargs}
-                V, C = len(ds.vocab), ds.num_classes
-                if "modality" in spec:
-                    level = "unimodal"
-                    net = build_unimodal_classifier(spec["modality"], vocab_size=V,
-                                                    num_classes=C, **kwargs)
-                else:
-                    level = FUSION_LEVELS[spec["fusion"]]
-                    net = build_classifier(spec["fusion"], vocab_size=V, num_classes=C, **kwargs)
-                optimizer = torch.optim.AdamW(encoder_param_groups(net, lr, encoder_lr))
-                history = fit(net, dl.train, dl.val, epochs=epochs, lr=lr, optimizer=optimizer,
-                              device=device, seed=seed, progress=False)
-                cost[name] = (count_parameters(net), float(history["seconds"].sum()))
-                probs[name] = {t: predict_proba(net, loader, device=device)
-                               for t, (_, loader, _) in splits.items()}
+                config = _config(name, {**(model or {}), **kwargs}, spec.get("modality"),
+                                 spec.get("fusion"), seed=seed, epochs=epochs, lr=lr,
+                                 encoder_lr=encoder_lr, batch_size=batch_size, device=device)
+                level = "unimodal" if "modality" in spec else FUSION_LEVELS[spec["fusion"]]
+                run = train_classifier(ds.train, ds.val if len(ds.val) else None, config=config,
+                                       class_names=ds.class_names)
+                cost[name] = (count_parameters(run.model), float(run.history["seconds"].sum()))
+                probs[name] = {t: run.predict_proba(split) for t, (split, _) in splits.items()}
                 rows += _rows(setting, seed, name, level, splits, probs[name], cost[name])
     return pd.DataFrame(rows)
 
@@ -296,5 +267,5 @@ def _rows(setting, seed, method, level, splits, probs, cost) -> list[dict[str, A
             **{f"ceiling_{k}": ceilings[k] for k in ("text", "image", "joint")},
             "chance": ceilings["chance"], "params": cost[0], "seconds": cost[1],
         }
-        for test, (split, _, ceilings) in splits.items()
+        for test, (split, ceilings) in splits.items()
     ]

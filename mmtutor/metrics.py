@@ -2,7 +2,13 @@
 
 Classification uses scikit-learn. Named entity recognition uses seqeval, which scores
 whole **entities** (a predicted span counts only if its type and both boundaries match),
-the measure of the CoNLL shared tasks (Tjong Kim Sang & De Meulder, CoNLL 2003).
+in one of two modes (:data:`ENTITY_MODES`): ``"conlleval"``, seqeval's default, which
+matches the ``conlleval`` script of the CoNLL shared tasks (Tjong Kim Sang & De Meulder,
+CoNLL 2003) -- the measure behind published CoNLL-2003 and Twitter-2015/2017 results -- and
+reads an ``I-X`` after ``O`` (or after another type) as the start of an entity; and
+``"strict"`` (IOB2 scheme), which counts a span only when it starts with ``B-`` and so
+gives no credit for ill-formed tag sequences. On well-formed predictions (a CRF's) the two
+agree; a softmax head that emits ``O I-PER`` scores higher under conlleval.
 :func:`token_report` gives the per-token numbers *with* the ``O`` tag next to it, so the
 book can show how token-level micro-F1 inflates a tagger's score.
 
@@ -25,6 +31,7 @@ __all__ = [
     "accuracy",
     "macro_f1",
     "classification_report_frame",
+    "ENTITY_MODES",
     "entity_f1",
     "entity_report",
     "token_report",
@@ -123,19 +130,29 @@ def _check_tag_sequences(true_tags: Sequence[Sequence[str]], pred_tags: Sequence
             )
 
 
-# seqeval's default "conlleval" mode is lenient: it repairs ill-formed spans (an I-PER
-# after O starts an entity). mode="strict" with the IOB2 scheme counts a span only when it
-# starts with B- and every tag matches, so a tagger gets no credit for invalid sequences
-# (a CRF learns to avoid them; a softmax head does not, and the difference should show).
-_SEQEVAL = {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+ENTITY_MODES = ("strict", "conlleval")
+"""Entity-matching modes: strict IOB2, or the ``conlleval`` script's (seqeval's default)."""
 
 
-def entity_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]) -> float:
-    """Entity-level micro F1 (seqeval, strict IOB2 matching).
+def _seqeval_options(mode: str) -> dict[str, object]:
+    """seqeval keyword arguments of an entity mode (``"strict"`` or ``"conlleval"``)."""
+    if mode == "strict":  # a span must start with B- and every tag match
+        return {"mode": "strict", "scheme": IOB2, "zero_division": 0}
+    if mode == "conlleval":  # lenient: an I-X after O or another type starts an entity
+        return {"mode": None, "zero_division": 0}
+    raise ValueError(f"mode must be one of {ENTITY_MODES}, got {mode!r}")
+
+
+def entity_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]], *,
+              mode: str = "strict") -> float:
+    """Entity-level micro F1 (seqeval), strict IOB2 matching or conlleval's.
 
     Args:
         true_tags: gold BIO tags, one list of strings per sentence (``"B-PER"``, ``"O"``...).
         pred_tags: predicted tags, same lengths.
+        mode: ``"strict"`` (a span must start with ``B-``) or ``"conlleval"`` (the CoNLL
+            script's rule, used by published CoNLL-2003 and Twitter-2015/2017 results:
+            an ``I-X`` after ``O`` starts an entity).
 
     Returns:
         The F1 of exact entity matches (type and both boundaries), in ``[0, 1]``.
@@ -143,23 +160,29 @@ def entity_f1(true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[s
     Examples:
         >>> entity_f1([["B-PER", "I-PER", "O"]], [["B-PER", "O", "O"]])
         0.0
+        >>> entity_f1([["B-PER", "O"]], [["I-PER", "O"]]), entity_f1(
+        ...     [["B-PER", "O"]], [["I-PER", "O"]], mode="conlleval")
+        (0.0, 1.0)
     """
+    options = _seqeval_options(mode)
     _check_tag_sequences(true_tags, pred_tags)
-    return float(seqeval_metrics.f1_score(list(true_tags), list(pred_tags), **_SEQEVAL))
+    return float(seqeval_metrics.f1_score(list(true_tags), list(pred_tags), **options))
 
 
 def entity_report(
-    true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]]
+    true_tags: Sequence[Sequence[str]], pred_tags: Sequence[Sequence[str]], *,
+    mode: str = "strict",
 ) -> pd.DataFrame:
-    """Per-entity-type precision, recall, F1 and support (seqeval, strict IOB2).
+    """Per-entity-type precision, recall, F1 and support (seqeval; ``mode`` as in :func:`entity_f1`).
 
     Returns:
         One row per entity type (``LOC``, ``PER``...), then ``micro avg``, ``macro avg``
         and ``weighted avg``; columns precision, recall, f1-score, support.
     """
+    options = _seqeval_options(mode)
     _check_tag_sequences(true_tags, pred_tags)
     report = seqeval_metrics.classification_report(
-        list(true_tags), list(pred_tags), output_dict=True, **_SEQEVAL
+        list(true_tags), list(pred_tags), output_dict=True, **options
     )
     return _report_to_frame(report)
 

@@ -5,6 +5,9 @@ Every model follows the same small protocol (see ``CONTRIBUTING.md``):
 * ``loss(batch) -> Tensor`` (a scalar), used to train;
 * ``predict(batch)`` -> class indices ``(B,)`` (classifiers) or one list of tag indices per
   sentence (taggers), used to score;
+* optionally ``loss_and_predict(batch) -> (loss, prediction)``, both from one forward pass;
+  evaluation uses it when the model has it (every model of :mod:`mmtutor.models` does), else
+  calls ``loss`` and ``predict``;
 * optionally ``predict_proba(batch) -> (B, C)`` probabilities (classifiers).
 
 so :func:`fit` is plain empirical risk minimisation, ``min_θ 1/N Σ_i L(y_i, f(x_i; θ))``
@@ -13,14 +16,13 @@ so :func:`fit` is plain empirical risk minimisation, ``min_θ 1/N Σ_i L(y_i, f(
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
+import itertools
 import math
-import pickle
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
-from os import PathLike
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,7 @@ import torch
 from torch import nn
 
 from mmtutor import metrics as mm
+from mmtutor.checkpoints import load_checkpoint, save_checkpoint
 from mmtutor.utils import get_device, seed_everything
 
 with warnings.catch_warnings():
@@ -56,6 +59,18 @@ def move_batch(batch: Mapping[str, object], device: torch.device | str) -> dict[
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
+@contextlib.contextmanager
+def _restore_cudnn_flags() -> Iterator[None]:
+    """Put cuDNN's process-wide ``deterministic`` / ``benchmark`` flags back on exit."""
+    cudnn = torch.backends.cudnn
+    saved = (cudnn.deterministic, cudnn.benchmark)
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = saved
+
+
+@_restore_cudnn_flags()  # fit seeds with deterministic cuDNN; the caller's flags come back
 def fit(
     model: nn.Module,
     train_loader: Iterable[Mapping[str, torch.Tensor]],
@@ -88,8 +103,12 @@ def fit(
         val_loader: batches to score after each epoch, or ``None``.
         epochs: number of passes over ``train_loader``.
         lr: learning rate of the default AdamW optimiser.
-        optimizer: an optimiser over ``model``'s parameters, instead of AdamW.
-        weight_decay: AdamW's decoupled weight decay (the ``λ‖W‖²`` term).
+        optimizer: an optimiser over ``model``'s parameters, instead of AdamW; ``lr`` and
+            ``weight_decay`` are then unused (set them in its parameter groups), and the
+            schedule anneals each group from its own learning rate.
+        weight_decay: AdamW's decoupled weight decay ``λ``: each step also shrinks every
+            weight, ``w <- w - lr λ w`` (Loshchilov & Hutter, ICLR 2019); with Adam this is
+            not the same as adding ``λ‖w‖²`` to the loss.
         schedule: ``"cosine"`` anneals the learning rate from ``lr`` to 0 over all steps
             (Loshchilov & Hutter, ICLR 2017), which also lets BatchNorm's running statistics
             settle before the last epochs; ``"constant"`` keeps ``lr``.
@@ -108,6 +127,11 @@ def fit(
     Returns:
         One row per epoch: ``epoch``, ``train_loss``, then (with ``val_loader``)
         ``val_loss`` and ``val_<metric>``, and ``seconds``.
+
+    Note:
+        Training switches cuDNN to deterministic kernels (``seed_everything``); the previous
+        ``torch.backends.cudnn.deterministic`` and ``benchmark`` settings are restored when
+        ``fit`` returns or raises, so code run after it keeps its own settings.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -170,7 +194,7 @@ def fit(
 def _check_amp(amp: bool, device: torch.device) -> bool:
     if amp and device.type != "cuda":
         warnings.warn(f"amp=True needs a CUDA device; training on {device} in full precision",
-                      stacklevel=3)
+                      stacklevel=4)  # _check_amp, fit, the decorator's wrapper, the caller
         return False
     return bool(amp)
 
@@ -219,15 +243,20 @@ def _collect(model: nn.Module, loader: Iterable, device: torch.device):
     """Mean loss, gold labels and predictions over ``loader``, in eval mode."""
     model.eval()
     total, seen, gold, pred, tagger = 0.0, 0, [], [], False
+    one_pass = getattr(model, "loss_and_predict", None)
     for batch in loader:
         batch = move_batch(batch, device)
         n = _batch_size(batch)
-        total, seen = total + model.loss(batch).item() * n, seen + n
-        guess = model.predict(batch)
+        if one_pass is not None:  # one forward pass gives both
+            loss, guess = one_pass(batch)
+        else:
+            loss, guess = model.loss(batch), model.predict(batch)
+        total, seen = total + loss.item() * n, seen + n
         tagger = not isinstance(guess, torch.Tensor)
         if tagger:  # lists of tag indices per sentence
             g, p = _unpadded(batch["tags"], guess)
-            gold, pred = gold + g, pred + p
+            gold.extend(g)  # in place: linear in the number of sentences
+            pred.extend(p)
         else:
             gold.append(batch["label"].cpu())
             pred.append(guess.cpu())
@@ -244,7 +273,7 @@ def _score(metric: Metric, gold, pred, tag_names: list[str] | None) -> float:
     tagger = isinstance(gold, list)
     if metric == "accuracy":
         if tagger:  # token accuracy over real tokens
-            gold, pred = sum(gold, []), sum(pred, [])
+            gold, pred = _flat(gold), _flat(pred)
         return mm.accuracy(gold, pred)
     if not tagger:
         return mm.macro_f1(gold, pred)
@@ -253,6 +282,11 @@ def _score(metric: Metric, gold, pred, tag_names: list[str] | None) -> float:
                          "e.g. ['O', 'B-PER', 'I-PER', ...]) for the entity-level F1")
     to_names = lambda sents: [[tag_names[t] for t in s] for s in sents]  # noqa: E731
     return mm.entity_f1(to_names(gold), to_names(pred))
+
+
+def _flat(sentences: list[list[int]]) -> list[int]:
+    """All tags of all sentences in one list (linear time, unlike ``sum(lists, [])``)."""
+    return list(itertools.chain.from_iterable(sentences))
 
 
 def evaluate(
@@ -324,66 +358,6 @@ def predict_proba(
         else:
             probs.append(torch.softmax(model(batch), dim=-1))  # (B, C)
     return torch.cat(probs).float().cpu().numpy()
-
-
-# ---------------------------------------------------------------------------- checkpoints
-def save_checkpoint(model: nn.Module, path: str | PathLike, **extra: object) -> None:
-    """Save the weights of ``model`` and JSON-able metadata (vocabulary, tag names, config).
-
-    Args:
-        model: the model whose ``state_dict`` to save (stored on the CPU).
-        path: the file to write.
-        **extra: metadata; must survive ``json.dumps`` (lists, dicts, strings, numbers).
-
-    Raises:
-        ValueError: if ``extra`` holds something JSON cannot store.
-    """
-    try:
-        meta = json.dumps(extra)
-    except TypeError as err:
-        raise ValueError(f"extra metadata must be JSON-serialisable (lists, dicts, strings, "
-                         f"numbers): {err}") from err
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "extra": meta}, path)
-
-
-def load_checkpoint(
-    path: str | PathLike,
-    model: nn.Module | None = None,
-    *,
-    device: str | torch.device = "cpu",
-) -> tuple[nn.Module | dict[str, torch.Tensor], dict[str, object]]:
-    """Load a file written by :func:`save_checkpoint`, safely (``weights_only=True``).
-
-    ``weights_only=True`` lets ``torch.load`` read tensors and plain containers only, so a
-    file cannot run code when it is opened (a full pickle can).
-
-    Args:
-        path: the file.
-        model: a model of the same architecture to load the weights into; it is moved
-            to ``device``. ``None`` returns the state dict instead.
-        device: where to put the tensors.
-
-    Returns:
-        ``(model, extra)`` or, without ``model``, ``(state_dict, extra)``.
-
-    Raises:
-        ValueError: if the file holds arbitrary Python objects or is not a checkpoint.
-    """
-    device = get_device(device)
-    try:
-        saved = torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(f"{path} holds Python objects that weights_only=True refuses to "
-                         "unpickle; only load files written by save_checkpoint") from err
-    if not isinstance(saved, dict) or set(saved) != {"state_dict", "extra"}:
-        raise ValueError(f"{path} is not a file written by save_checkpoint "
-                         "(expected the keys 'state_dict' and 'extra')")
-    extra = json.loads(saved["extra"])
-    if model is None:
-        return saved["state_dict"], extra
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device), extra
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:

@@ -1,5 +1,6 @@
-"""Tests of ``python -m mmtutor ner``: runs on small CoNLL and Twitter files written here,
-the files it writes, the checkpoint it saves, and its one-line errors (exit status 2)."""
+"""Tests of ``python -m mmtutor ner`` and ``python -m mmtutor classify``: runs on small files
+written here, the files they write, the checkpoints they save, their options (generated
+from the config dataclasses) and their one-line errors (exit status 2)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from PIL import Image
 
 from mmtutor.cli import main
 from mmtutor.data import read_conll
-from mmtutor.tasks import NERRun
+from mmtutor.tasks import ClassifierRun, NERRun
 
 # Words and tags of a few sentences, CoNLL-2003 style (IOB1: entities start with I-).
 CONLL_SENTENCES = [
@@ -129,16 +130,20 @@ def test_conll_run_trains_reports_saves_and_loads_back(conll, tmp_path, capsys):
     assert run_ner(*files_args(conll), *FAST, "--out", str(out)) == 0
     printed = capsys.readouterr().out
     assert "micro avg" in printed and "token-level micro F1 with O" in printed
+    assert "conlleval mode" in printed and "strict IOB2 mode" in printed
     assert "text only" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["encoder"] == "cnn-bilstm" and metrics["config"]["fusion"] is None
     assert len(metrics["history"]) == 2  # one row per epoch
     assert metrics["sizes"] == {"train": 20, "dev": 3, "test": 3}
     test = metrics["test"]
-    assert 0.0 <= test["entity_f1"] <= 1.0
+    assert 0.0 <= test["entity_f1_strict"] <= test["entity_f1_conlleval"] <= 1.0
     assert test["token_report"]["micro avg"]["support"] == sum(
         len(s) for s in CONLL_SENTENCES[2:])
-    assert set(test["entity_report"]) >= {"micro avg", "LOC", "ORG", "MISC"}
+    assert set(test["entity_report_strict"]) >= {"micro avg", "LOC", "ORG", "MISC"}
+    assert set(test["entity_report_conlleval"]) >= {"micro avg", "LOC", "ORG", "MISC"}
+    stored = json.loads(torch.load(out / "model.pt", weights_only=True)["extra"])
+    assert stored["config"]["device"] == "auto"  # resolved at load time, never stored
     # the IOB1 file was converted: every tag name is IOB2
     assert set(metrics["tag_names"]) <= {"O", "B-LOC", "I-LOC", "B-MISC", "I-MISC", "B-ORG",
                                          "I-ORG", "B-PER", "I-PER"}
@@ -160,7 +165,7 @@ def test_twitter_run_with_images_fuses_and_handles_other(twitter, tmp_path, caps
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["fusion"] == "gated"
     assert {"B-OTHER", "I-OTHER"} <= set(metrics["tag_names"])
-    assert "OTHER" in metrics["test"]["entity_report"]
+    assert "OTHER" in metrics["test"]["entity_report_strict"]
     assert (out / "predictions.txt").read_text().startswith("IMGID:102\n")
     run = NERRun.load(out / "model.pt", device="cpu")
     assert run.multimodal and run.image_mean is not None
@@ -242,7 +247,7 @@ def test_images_need_the_twitter_format(conll, twitter, capsys):
 def test_unknown_fusion_and_minilm_crf_are_errors(twitter, conll, capsys):
     assert run_ner(*files_args(twitter), "--format", "twitter", "--images",
                    str(twitter["images"]), "--fusion", "transformer", *FAST) == 2
-    assert "not a tagger fusion" in one_error_line(capsys)
+    assert "invalid choice: 'transformer'" in one_error_line(capsys)
     assert run_ner(*files_args(conll), "--encoder", "minilm", "--head", "crf", *FAST) == 2
     assert "--head softmax" in one_error_line(capsys)
 
@@ -261,3 +266,164 @@ def test_console_script_is_registered():
 
     scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
     assert scripts.get("mmtutor") == "mmtutor.cli:main"
+
+
+# ------------------------------------------------------------------------------ classify
+CLASSES = {"cat": (200, 40, 40), "dog": (40, 40, 200)}  # each class has its colour and word
+
+
+def write_image(path: Path, colour, kind: str) -> str:
+    """A small image: RGB JPEG, grayscale JPEG or PNG, so every decoding path runs."""
+    pixels = np.full((9, 7, 3), colour, dtype=np.uint8)
+    if kind == "gray":
+        Image.fromarray(pixels[..., 0]).convert("L").save(path, format="JPEG")
+    else:
+        Image.fromarray(pixels).save(path, format="PNG" if kind == "png" else "JPEG")
+    return path.name
+
+
+def write_manifest_file(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def manifest(tmp_path):
+    """train/dev/test manifests over RGB, grayscale and PNG images under tmp_path/'data'."""
+    root = tmp_path / "data"
+    (root / "img").mkdir(parents=True)
+    kinds = ("rgb", "gray", "png")
+
+    def records(n, offset, *, text=True, image=True):
+        out = []
+        for i in range(n):
+            label = list(CLASSES)[i % 2]
+            record = {"label": label}
+            if text:
+                record["text"] = f"a photo of my {label} today"
+            if image:
+                name = write_image(root / "img" / f"{offset + i}.{'png' if kinds[i % 3] == 'png' else 'jpg'}",
+                                   CLASSES[label], kinds[i % 3])
+                record["image"] = f"img/{name}"
+            out.append(record)
+        return out
+
+    files = {"root": root}
+    for name, n, offset in (("train", 24, 0), ("dev", 6, 100), ("test", 6, 200)):
+        files[name] = write_manifest_file(root / f"{name}.jsonl", records(n, offset))
+        files[f"{name}_text"] = write_manifest_file(root / f"{name}_text.jsonl",
+                                                    records(n, offset, image=False))
+        files[f"{name}_image"] = write_manifest_file(root / f"{name}_image.jsonl",
+                                                     records(n, offset, text=False))
+    return files
+
+
+CLASSIFY_FAST = ["--epochs", "2", "--dim", "8", "--batch-size", "8", "--image-size", "8",
+                 "--image-channels", "8", "--no-progress", "--device", "cpu"]
+
+
+def run_classify(files, *args: str, suffix: str = "", root=None) -> int:
+    return main(["classify", "--train", str(files["train" + suffix]),
+                 "--dev", str(files["dev" + suffix]), "--test", str(files["test" + suffix]),
+                 "--image-root", str(root or files["root"]), *CLASSIFY_FAST, *args])
+
+
+def test_classify_options_come_from_the_config_dataclass(capsys):
+    import dataclasses
+
+    from mmtutor.tasks import ClassifyConfig
+
+    assert main(["classify", "--help"]) == 0
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(ClassifyConfig):
+        assert "--" + f.name.replace("_", "-") in text, f.name
+    for option in ("--train", "--dev", "--test", "--image-root", "--out", "--no-progress"):
+        assert option in text
+    assert "product_of_experts" in text and "(default: bag)" in text
+
+
+def test_classify_runs_end_to_end_and_its_checkpoint_reproduces_the_predictions(manifest,
+                                                                              tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_classify(manifest, "--fusion", "gated", "--fusion-kwargs", '{"output_dim": 4}',
+                        "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "test accuracy:" in printed and "test macro-F1:" in printed and "macro avg" in printed
+    assert "24 images, 24 texts" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["fusion"] == "gated" and metrics["config"]["device"] == "cpu"
+    stored = json.loads(torch.load(out / "model.pt", weights_only=True)["extra"])
+    assert stored["config"]["device"] == "auto"  # the checkpoint never stores the device
+    assert metrics["config"]["fusion_kwargs"] == {"output_dim": 4}
+    assert metrics["classes"] == ["cat", "dog"] and len(metrics["history"]) == 2
+    assert set(metrics["test"]) >= {"accuracy", "macro_f1", "report"}
+    assert set(metrics["test"]["report"]) >= {"cat", "dog", "macro avg"}
+    lines = [json.loads(t) for t in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in lines] == list(range(1, 7))
+    assert metrics["test"]["accuracy"] == pytest.approx(
+        np.mean([r["predicted"] == r["label"] for r in lines]))
+    from mmtutor.data import read_manifest
+
+    run = ClassifierRun.load(out / "model.pt")
+    probs = run.predict_proba(read_manifest(manifest["test"], manifest["root"]))
+    saved = np.array([[r["probabilities"][c] for c in run.classes] for r in lines])
+    assert np.array_equal(probs.astype(np.float64), saved)  # exactly, not approximately
+    assert run.predict_labels(read_manifest(manifest["test"], manifest["root"])) == [
+        r["predicted"] for r in lines]
+
+
+@pytest.mark.parametrize(("suffix", "flag"), [("_text", "0 images, 24 texts"),
+                                              ("_image", "24 images, 0 texts")])
+def test_classify_runs_on_a_text_only_or_image_only_manifest(manifest, tmp_path, capsys,
+                                                             suffix, flag):
+    out = tmp_path / "run"
+    assert run_classify(manifest, "--out", str(out), suffix=suffix) == 0
+    assert flag in capsys.readouterr().out
+    assert (out / "predictions.jsonl").read_text().count("\n") == 6
+
+
+def test_classify_unimodal_baseline(manifest, tmp_path, capsys):
+    assert run_classify(manifest, "--modality", "image", "--out", str(tmp_path / "r")) == 0
+    assert "image only" in capsys.readouterr().out
+
+
+def _broken(manifest, split: str, line: int, record: dict) -> Path:
+    path = manifest[split]
+    lines = path.read_text().splitlines()
+    lines[line - 1] = record if isinstance(record, str) else json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("split", "record", "message"),
+    [("train", {"text": "a cat", "image": "img/nope.jpg", "label": "cat"}, "does not exist"),
+     ("dev", {"text": "a bird", "image": "img/0.jpg", "label": "bird"}, "label 'bird' is not"),
+     ("test", '{"text": "a cat", "image": ', "invalid JSON"),
+     ("train", {"text": "x", "image": "../outside.jpg", "label": "cat"}, "outside the image root"),
+     ("dev", {"text": "x", "image": "/etc/passwd", "label": "cat"}, "outside the image root"),
+     ("test", {"text": "x", "image": "img/link.jpg", "label": "cat"}, "outside the image root"),
+     ("train", {"text": "x", "image": "img/0.jpg"}, "no key 'label'")],
+    ids=["missing-image", "unknown-label", "malformed-json", "dot-dot", "absolute", "symlink",
+         "no-label"],
+)
+def test_classify_input_errors_name_file_and_line(manifest, tmp_path, capsys, split, record,
+                                                  message):
+    (tmp_path / "outside.jpg").write_bytes((manifest["root"] / "img" / "0.jpg").read_bytes())
+    (manifest["root"] / "img" / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+    path = _broken(manifest, split, 3, record)
+    assert run_classify(manifest, "--out", str(tmp_path / "run")) == 2
+    err = one_error_line(capsys)
+    assert err.startswith("mmtutor classify: error: ") and f"{path}:3:" in err, err
+    assert message in err
+
+
+def test_classify_option_errors_are_one_line(manifest, capsys):
+    assert run_classify(manifest, "--fusion", "sum") == 2
+    assert "invalid choice: 'sum'" in one_error_line(capsys)
+    assert run_classify(manifest, "--fusion-kwargs", "{oops") == 2
+    assert "is not JSON" in one_error_line(capsys)
+    assert run_classify(manifest, "--fusion-kwargs", '{"weights": "DEFAULT"}') == 2
+    assert "takes no argument 'weights'" in one_error_line(capsys)
+    assert run_classify(manifest, "--dim", "0") == 2
+    assert "dim must be" in one_error_line(capsys)

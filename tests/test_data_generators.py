@@ -254,6 +254,21 @@ def test_missing_modalities():
     assert data.expected_ceilings["image"] == pytest.approx(0.7 * 0.625 + 0.3 * 0.25)
 
 
+def test_oracles_fall_back_when_a_modality_is_missing():
+    """Per sample: without an image the joint oracle is the text oracle and the image oracle
+    can only guess one class; without a text, the other way round."""
+    data = make_classification(2000, 0, 1, missing_image=0.3, missing_text=0.2, seed=7)
+    s = data.train
+    for gone, other in (("image", "text"), ("text", "image")):
+        missing = ~getattr(s, f"{gone}_present")
+        assert missing.sum() > 100
+        assert np.array_equal(s.oracle["joint"][missing], s.oracle[other][missing]), gone
+        assert len(np.unique(s.oracle[gone][missing])) == 1, gone
+        # where both are present the joint oracle does use both (it differs somewhere)
+    both = s.image_present & s.text_present
+    assert (s.oracle["joint"][both] != s.oracle["text"][both]).any()
+
+
 def test_images_show_the_shape_class():
     """Pixels are readable: a nearest-template classifier reads the shape almost always."""
     for size, minimum in ((32, 0.99), (16, 0.95)):

@@ -153,6 +153,18 @@ def test_read_twitter_all_images_present_no_warning(twitter):
     assert corpus.missing_images == [] and all(s.image_path is not None for s in corpus)
 
 
+def test_unicode_space_tokens_are_kept(tmp_path):
+    # A real Twitter-2015 validation file has a token that is a lone U+00A0 before its tab;
+    # str.split() dropped it and the reader stopped with "found 1 column".
+    text = "IMGID:7\nRT\tO\n\u00a0\tO\nNew York\tB-LOC\n\u3000\tO\nhi\tO \n"
+    corpus = read_twitter_mner(write(tmp_path / "valid.txt", text))
+    assert corpus[0].tokens == ["RT", "\u00a0", "New York", "\u3000", "hi"]
+    assert corpus[0].tags == ["O", "O", "B-LOC", "O", "O"]
+    # space-separated CoNLL: the columns are split at runs of ASCII spaces only
+    conll = read_conll(write(tmp_path / "c.txt", "EU  NNP B-ORG\n\u00a0 SP O\n"))
+    assert conll[0].tokens == ["EU", "\u00a0"] and conll[0].tags == ["B-ORG", "O"]
+
+
 # ---------------------------------------------------------------- manifest
 
 
@@ -219,12 +231,15 @@ MALFORMED = [
     ),
     ("twitter_img", "IMGID:/etc/passwd\na\tO\n", r"bad\.txt:1: found image id '/etc/passwd'"),
     ("twitter", "IMGID:1\nJordan\n", r"bad\.txt:2: found 1 column"),
+    ("twitter", "IMGID:1\na\tO\n\u00a0\n", r"bad\.txt:3: found 1 column"),
+    ("twitter", "IMGID:1\na\tO\n\tB-PER\n", r"bad\.txt:3: found an empty token"),
     (
         "manifest",
         '{"text": "a", "image": null, "label": 1}\n{"text": "b",\n',
         r"bad\.txt:2: found invalid JSON",
     ),
-    ("manifest", '{"text": "a", "label": 1}\n', r"bad\.txt:1: the object has no key 'image'"),
+    # an absent "image" is a missing modality (read_manifest); an absent "label" is an error
+    ("manifest", '{"text": "a", "image": null}\n', r"bad\.txt:1: the object has no key 'label'"),
     ("manifest", '["a", "b"]\n', r"bad\.txt:1: found a JSON list; expected a JSON object"),
     (
         "manifest",

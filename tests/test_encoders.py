@@ -219,8 +219,6 @@ def test_resnet18_builds_offline_and_loads_a_local_state_dict(tmp_path):
     image = torch.randn(2, 3, 32, 32)
     reference.fc = torch.nn.Identity()
     assert torch.allclose(loaded(image).pooled, reference(image), atol=1e-5)
-    with pytest.raises(ValueError, match="does not fit this ResNet-18"):
-        ResNet18Encoder(weights_path=path, small_input=True)  # a 7x7 stem into a 3x3 one
     torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="weights_path"):
         ResNet18Encoder(weights_path=tmp_path / "bad.pt")
@@ -245,6 +243,39 @@ def test_frozen_resnet_has_no_trainable_parameters_and_stays_in_eval():
     assert not any(p.requires_grad for p in enc.parameters())
     assert not enc.backbone.training and not enc.backbone.bn1.training
     assert ResNet18Encoder().train().backbone.training
+
+
+def test_small_input_loads_the_weights_then_swaps_the_stem(tmp_path):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(1)
+    saved = resnet18(weights=None).state_dict()  # a 7x7-stem checkpoint, e.g. ImageNet's
+    path = tmp_path / "resnet18.pt"
+    torch.save(saved, path)
+    torch.manual_seed(2)  # the encoder's own random init differs from the file
+    enc = ResNet18Encoder(weights_path=path, small_input=True, freeze=True).train()
+    state = enc.backbone.state_dict()
+    stem = ("conv1.", "bn1.")
+    kept = [k for k in state if not k.startswith(stem)]
+    assert len(kept) > 90  # layer1..layer4 with their BatchNorm buffers
+    for k in kept:  # every non-stem tensor is the saved one
+        torch.testing.assert_close(state[k], saved[k], rtol=0, atol=0, msg=k)
+    assert enc.backbone.conv1.weight.shape == (64, 3, 3, 3)
+    # the new stem is random, trainable and in training mode; everything else is frozen
+    trainable = {n for n, p in enc.backbone.named_parameters() if p.requires_grad}
+    assert trainable == {"conv1.weight", "bn1.weight", "bn1.bias"}
+    assert enc.backbone.bn1.training and not enc.backbone.layer1[0].bn1.training
+    assert not enc.eval().backbone.bn1.training
+    out = enc.train()(torch.randn(2, 3, 16, 16))
+    out.pooled.sum().backward()
+    assert enc.backbone.conv1.weight.grad.abs().sum() > 0
+    # a small-input encoder's own state dict (3x3 stem) reloads whole, stem included
+    torch.save(enc.state_dict(), tmp_path / "small.pt")
+    again = ResNet18Encoder(weights_path=tmp_path / "small.pt", small_input=True, freeze=True)
+    torch.testing.assert_close(again.backbone.conv1.weight, enc.backbone.conv1.weight)
+    assert not any(p.requires_grad for p in again.parameters())  # nothing new to learn
+    with pytest.raises(ValueError, match="has a 3x3 stem: pass small_input=True"):
+        ResNet18Encoder(weights_path=tmp_path / "small.pt")
 
 
 @pytest.mark.parametrize("make", [SmallCNN, lambda: ResNet18Encoder(small_input=True)])

@@ -195,7 +195,7 @@ def test_gradcheck(make):
 def test_gated_fusion_is_the_gmu_formula():
     torch.manual_seed(0)
     dims = {"text": 3, "image": 2}
-    f = GatedFusion(dims, output_dim=4).double()
+    f = GatedFusion(dims, output_dim=4, keep_internals=True).double()
     x = rand(dims)
     W_image, W_text = f.proj  # sorted order
     z = torch.sigmoid(f.gate(torch.cat([x["image"], x["text"]], 1)))

@@ -67,7 +67,7 @@ def test_weighted_sum_rejects_alpha_for_three_modalities():
 
 @pytest.mark.parametrize("dims", [DIMS, {"text": 3, "image": 2, "audio": 4}])
 def test_gated_fusion_forces_the_gate_to_the_present_modality(dims):
-    f = GatedFusion(dims)
+    f = GatedFusion(dims, keep_internals=True)
     x = rand(dims)
     z = f(x, ONLY_IMAGE)
     j = f.modalities.index("image")
@@ -100,7 +100,7 @@ def test_film_starts_at_identity_broadcasts_over_tokens_and_ignores_missing_cond
 
 def test_cross_attention_without_keys_is_the_query_path_only():
     torch.manual_seed(0)
-    f = CrossAttentionFusion(DIMS, d_model=4, num_heads=2)
+    f = CrossAttentionFusion(DIMS, d_model=4, num_heads=2, keep_internals=True)
     x = {"text": torch.randn(2, 5, 3), "image": torch.randn(2, 4, 2)}
     z, A = f(x, {"image": torch.tensor([False, True])}, return_attention=True)
     torch.testing.assert_close(z[0], f.norm(f.proj[1](x["text"][0])))
@@ -108,6 +108,31 @@ def test_cross_attention_without_keys_is_the_query_path_only():
     assert f.last_attention.shape == (2, 2, 5, 4)
     z = f(x, {"text": torch.tensor([False, True])})  # no query: nothing to say
     assert (z[0] == 0).all() and (z[1] != 0).any()
+
+
+def test_internals_are_stored_only_when_asked():
+    """``last_gates`` / ``last_attention`` are opt-in: by default a forward stores nothing."""
+    torch.manual_seed(0)
+    seqs = {"text": torch.randn(2, 5, 3), "image": torch.randn(2, 4, 2)}  # vectors: [:, 0]
+    for f, name, kwargs in [
+        (GatedFusion(DIMS), "last_gates", {}),
+        (CrossAttentionFusion(DIMS, d_model=4, num_heads=2), "last_attention", {}),
+        (CrossAttentionFusion(DIMS, d_model=4, num_heads=2), "last_attention",
+         {"return_attention": True}),
+    ]:
+        assert f.keep_internals is False
+        x = seqs if f.input_kind == "sequence" else {m: v[:, 0] for m, v in seqs.items()}
+        out = f(x, **kwargs)
+        assert getattr(f, name) is None, f"{type(f).__name__} stored {name} unasked"
+        f.keep_internals = True  # a plain attribute: switch recording on for a built model
+        again = f(x, **kwargs)
+        kept = getattr(f, name)
+        assert kept is not None and not kept.requires_grad
+        torch.testing.assert_close(again, out)  # recording changes no output
+    # cross-attention records A on a plain call, equal to the one return_attention gives
+    _, A = f(x, return_attention=True)
+    f(x)
+    torch.testing.assert_close(f.last_attention, A)
 
 
 def test_transformer_missing_modality_equals_all_its_tokens_padded():
@@ -119,6 +144,26 @@ def test_transformer_missing_modality_equals_all_its_tokens_padded():
     torch.testing.assert_close(missing, padded)
     nothing = f(x, {m: torch.tensor([False, False]) for m in DIMS})
     torch.testing.assert_close(nothing[0], nothing[1])  # the learned default
+
+
+def test_transformer_sees_token_order():
+    """Self-attention is blind to order; the learned position table is what tells it."""
+    torch.manual_seed(0)
+    f = TransformerFusion(DIMS, d_model=8, num_heads=2, max_len=6).eval()
+    x = {"text": torch.randn(2, 5, 3), "image": torch.randn(2, 4, 2)}
+    flipped = {"text": x["text"].flip(1), "image": x["image"].flip(1)}  # reversed order
+    assert f.position_embedding.shape == (2, 6, 8)
+    torch.testing.assert_close(f(x), f(flipped))  # zero table at the start: a bag of tokens
+    with torch.no_grad():
+        f.position_embedding.normal_()  # what training can learn
+    assert not torch.allclose(f(x), f(flipped), atol=1e-4), "the fusion ignores token order"
+    for m in DIMS:  # each modality's order counts, not only the text's
+        one = {**x, m: flipped[m]}
+        assert not torch.allclose(f(x), f(one), atol=1e-4), f"the fusion ignores {m} order"
+    with pytest.raises(ValueError, match=r"features\['text'\] has 7 tokens, more than max_len=6"):
+        f({"text": torch.randn(2, 7, 3), "image": x["image"]})
+    with pytest.raises(ValueError, match="max_len must be a positive int"):
+        TransformerFusion(DIMS, max_len=0)
 
 
 @pytest.mark.parametrize("cls", [AverageFusion, WeightedVoteFusion, ProductOfExpertsFusion])

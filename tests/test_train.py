@@ -218,3 +218,141 @@ def test_move_batch_and_count_parameters():
     assert count_parameters(model) == 3 * 4 + 4
     model.linear.bias.requires_grad_(False)
     assert count_parameters(model, trainable_only=True) == 12
+
+
+# ---------------------------------------------------------------- one forward per batch
+
+
+def model_batches() -> list[dict[str, torch.Tensor]]:
+    """Two small batches as the collate functions make them (CONTRIBUTING.md)."""
+    g = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    tags = torch.tensor([[1, 2, 0, 3], [0, 1, -100, -100], [3, -100, -100, -100]])
+    return [{"tokens": torch.randint(2, 30, (3, 4), generator=g) * mask, "token_mask": mask,
+             "image": torch.randn(3, 3, 16, 16, generator=g),
+             "image_present": torch.tensor([True, False, True]),
+             "label": torch.tensor([0, 1, 2]), "tags": tags} for _ in range(2)]
+
+
+def package_models() -> dict[str, nn.Module]:
+    from mmtutor.models import build_classifier, build_tagger, build_unimodal_classifier
+
+    small = {"image_kwargs": {"channels": (4, 8)}}
+    torch.manual_seed(0)
+    return {
+        "classifier+aux": build_classifier("gated", vocab_size=30, num_classes=3, dim=8,
+                                           aux_weight=0.5, **small),
+        "late classifier": build_classifier("product_of_experts", vocab_size=30,
+                                            num_classes=3, dim=8, **small),
+        "unimodal": build_unimodal_classifier("text", vocab_size=30, num_classes=3, dim=8),
+        "crf tagger": build_tagger(vocab_size=30, num_tags=4, fusion="concat", dim=8, **small),
+        "softmax tagger": build_tagger(vocab_size=30, num_tags=4, head="softmax", dim=8),
+    }
+
+
+@pytest.mark.parametrize("name", list(package_models()))
+def test_evaluate_runs_one_forward_pass_per_batch(name):
+    model = package_models()[name].eval()
+    batches = model_batches()
+    with torch.no_grad():  # the reference: loss and predict, each with its own forward pass
+        for batch in batches:
+            loss, guess = model.loss_and_predict(batch)
+            torch.testing.assert_close(loss, model.loss(batch))
+            expected = model.predict(batch)
+            assert (guess == expected).all() if isinstance(guess, torch.Tensor) else (
+                guess == expected)
+    calls = []  # every model embeds the tokens once per forward pass
+    embedding = next(m for m in model.modules() if isinstance(m, nn.Embedding))
+    embedding.register_forward_hook(lambda *_: calls.append(1))
+    scores = evaluate(model, batches, device="cpu")
+    assert len(calls) == len(batches), f"{len(calls)} forward passes for {len(batches)} batches"
+    with torch.no_grad():
+        mean_loss = sum(model.loss(b).item() for b in batches) / len(batches)  # equal sizes
+    assert scores["loss"] == pytest.approx(mean_loss, rel=1e-6)
+
+
+def test_evaluate_without_loss_and_predict_falls_back():
+    # the minimal protocol (loss + predict) still works: TinyClassifier has no loss_and_predict
+    assert not hasattr(TinyClassifier(), "loss_and_predict")
+    batch = {"x": torch.randn(4, 2), "label": torch.tensor([0, 1, 0, 1])}
+    model = new_model()
+    with torch.no_grad():
+        want = model.loss(batch).item()
+    assert evaluate(model, [batch], device="cpu")["loss"] == pytest.approx(want)
+
+
+# ---------------------------------------------------------------- global state
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_fit_restores_the_cudnn_flags(loaders, fails):
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark)
+    model = new_model()
+    if fails:  # an error in the middle of training must not leave the flags changed either
+        model.loss = lambda batch: (_ for _ in ()).throw(RuntimeError("boom"))
+    try:
+        cudnn.deterministic, cudnn.benchmark = False, True  # the caller's own choice
+        if fails:
+            with pytest.raises(RuntimeError, match="boom"):
+                fit(model, *loaders, epochs=1, device="cpu", progress=False)
+        else:
+            fit(model, *loaders, epochs=1, device="cpu", progress=False)
+        assert (cudnn.deterministic, cudnn.benchmark) == (False, True)
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
+
+
+def test_fit_trains_with_deterministic_cudnn(loaders):
+    seen = []
+    model = new_model()
+    loss = model.loss
+
+    def spy(batch):
+        seen.append((torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark))
+        return loss(batch)
+
+    model.loss = spy
+    fit(model, *loaders, epochs=1, device="cpu", progress=False)
+    assert seen and set(seen) == {(True, False)}
+
+
+# ---------------------------------------------------------------- bad checkpoint files
+
+
+def test_load_checkpoint_bad_files_are_value_errors(tmp_path):
+    good = tmp_path / "good.pt"
+    save_checkpoint(new_model(), good, config={"dim": 2})
+    data = good.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "random.pt").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    (tmp_path / "text.pt").write_text("not a checkpoint", encoding="utf-8")
+    for name in ("truncated", "random", "empty", "text"):
+        path = tmp_path / f"{name}.pt"
+        with pytest.raises(ValueError, match=rf"{name}\.pt is corrupt"):
+            load_checkpoint(path, new_model())
+    with pytest.raises(ValueError, match=r"missing\.pt: no such file"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"state_dict": new_model().state_dict()}, tmp_path / "no_meta.pt")
+    with pytest.raises(ValueError, match=r"no_meta\.pt is not a file written by save_checkpoint: "
+                                         r"found \['state_dict'\]"):
+        load_checkpoint(tmp_path / "no_meta.pt")
+    torch.save({"state_dict": new_model().state_dict(), "extra": "{oops"}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad\.pt: the metadata 'extra' is not JSON"):
+        load_checkpoint(tmp_path / "bad.pt")
+    torch.save({"state_dict": [1, 2], "extra": "{}"}, tmp_path / "list.pt")
+    with pytest.raises(ValueError, match=r"list\.pt: 'state_dict' is not a mapping"):
+        load_checkpoint(tmp_path / "list.pt")
+
+
+def test_load_checkpoint_names_the_parameter_that_does_not_fit(tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(new_model(), path)
+    with pytest.raises(ValueError, match=r"model\.pt does not fit the model TinyClassifier: "
+                                         r"parameter 'linear\.weight' has shape \(2, 2\) in the "
+                                         r"file, but the model wants \(3, 2\)"):
+        load_checkpoint(path, TinyClassifier(in_dim=2, num_classes=3))
+    with pytest.raises(ValueError, match=r"model\.pt does not fit .*missing from the file "
+                                         r"\['weight', 'bias'\]"):
+        load_checkpoint(path, nn.Linear(2, 2))

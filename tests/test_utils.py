@@ -16,13 +16,36 @@ def test_cpu_is_always_available() -> None:
     assert get_device(torch.device("cpu")) == torch.device("cpu")
 
 
-def test_auto_prefers_cuda_when_present() -> None:
-    expected = "cuda" if torch.cuda.is_available() else None
-    device = get_device("auto")
-    if expected:
-        assert device.type == "cuda"
-    else:
-        assert device.type in {"cpu", "mps"}
+def fake_backends(monkeypatch: pytest.MonkeyPatch, *, cuda: bool, mps: bool) -> None:
+    """Pretend this machine has (or lacks) CUDA and Apple's MPS."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")],
+)
+def test_auto_order_is_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected) -> None:
+    fake_backends(monkeypatch, cuda=cuda, mps=mps)
+    monkeypatch.delenv("MMTUTOR_DEVICE", raising=False)
+    assert get_device("auto") == torch.device(expected)
+    assert get_device() == torch.device(expected)  # None means "auto" without the variable
+    monkeypatch.setenv("MMTUTOR_DEVICE", "")  # an empty variable too
+    assert get_device() == torch.device(expected)
+    monkeypatch.setenv("MMTUTOR_DEVICE", "auto")
+    assert get_device() == torch.device(expected)
+
+
+def test_environment_variable_overrides_auto(monkeypatch) -> None:
+    fake_backends(monkeypatch, cuda=True, mps=True)
+    monkeypatch.setenv("MMTUTOR_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")  # not the CUDA that "auto" would pick
+    monkeypatch.setenv("MMTUTOR_DEVICE", " MPS ")  # case and spaces do not matter
+    assert get_device() == torch.device("mps")
+    fake_backends(monkeypatch, cuda=False, mps=False)
+    with pytest.raises(ValueError, match="MPS backend is not available"):
+        get_device()
 
 
 def test_environment_variable_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,7 +102,8 @@ def test_check_tensor_names_argument_and_shapes() -> None:
     image = torch.zeros(3, 32, 32)
     with pytest.raises(ValueError, match=r"image must have shape \(B, 3, H, W\), got \(3, 32, 32\)"):
         check_tensor("image", image, ("B", 3, "H", "W"))
-    assert check_tensor("image", image[None], ("B", 3, "H", "W")) is not None
+    batch = image[None]
+    assert check_tensor("image", batch, ("B", 3, "H", "W")) is batch  # returned, not copied
 
 
 def test_check_tensor_leading_dims_and_dtype() -> None:

@@ -8,7 +8,8 @@ Generated (offline, deterministic from a seed):
 * :func:`make_mner` -- tweet-like NER with ambiguous names that the image often resolves.
 
 Real data (when ``$MMTUTOR_DATA`` holds it, see :func:`find_real_data`):
-:func:`read_conll`, :func:`read_twitter_mner`, :func:`read_manifest`.
+:func:`read_conll`, :func:`read_twitter_mner`, :func:`read_manifest`; and
+:func:`write_manifest`, which writes a generated data set as image files + JSONL manifests.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from mmtutor.data.images import (
     image_transform,
     load_image,
 )
+from mmtutor.data.manifest import IMAGE_FORMATS, write_manifest
 from mmtutor.data.mner import (
     AMBIGUOUS,
     CUES,
@@ -91,6 +93,8 @@ __all__ = [
     "read_conll",
     "read_twitter_mner",
     "read_manifest",
+    "write_manifest",
+    "IMAGE_FORMATS",
     "TaggedCorpus",
     "ManifestExample",
     "data_home",

@@ -33,15 +33,11 @@ Generative model, per sample:
    ``image_present`` False), with probability ``missing_text`` the caption is (empty list,
    ``text_present`` False); never both for the same sample.
 
-Ceilings. Enumerating the modes gives the exact table ``P(y, s, k)`` (:func:`joint_table`,
-with ``s, k = C`` meaning "no class shown"). The Bayes oracle predicts ``argmax_y`` of the
-posterior given what it observes: ``s`` (or "missing") for the image ceiling, ``k`` for the
-text ceiling, both for the joint ceiling. No model can beat the oracle on average, so its
-accuracy *on the test split* is the ceiling each trained model is compared with.
-``expected_ceilings`` holds the exact population values (the test-split values scatter
-around them by sampling error). With the defaults the single-modality ceilings are 0.625
-and the joint one 0.9625: the gap is what fusion can win; late fusion (which combines two
-unimodal predictions) cannot learn the synergy part of it.
+Ceilings: the exact table ``P(y, s, k)`` (:func:`joint_table`) and the Bayes oracles that
+read it are in :mod:`mmtutor.data.classification_ceilings`. Each split records every
+oracle's predictions (``split.oracle``); ``ceilings`` holds their accuracies on the test
+split and ``expected_ceilings`` the exact population values. The captions' words and their
+writer are in :mod:`mmtutor.data.classification_text`.
 
 Each split is drawn from its own child of ``numpy.random.default_rng(seed)``, so the test
 split does not change when ``n_train`` does.
@@ -57,6 +53,15 @@ import numpy as np
 
 from mmtutor.data._checks import check_count, check_nonnegative, check_probability
 from mmtutor.data._splits import GeneratedData, SplitBase
+from mmtutor.data.classification_ceilings import (
+    MODES,
+    check_uninformative,
+    expected_ceilings,
+    joint_table,
+    oracle_predictions,
+    oracle_rules,
+)
+from mmtutor.data.classification_text import SYNONYMS, write_captions
 from mmtutor.data.datasets import ClassificationDataset
 from mmtutor.data.images import channel_stats
 from mmtutor.data.shapes import SHAPES, draw_shapes
@@ -73,29 +78,6 @@ __all__ = [
     "joint_table",
     "make_classification",
 ]
-
-MODES: tuple[str, ...] = ("image", "text", "redundant", "synergy")
-"""Names of the hidden modes; ``split.mode`` holds indices into this tuple."""
-
-SYNONYMS: dict[str, tuple[str, ...]] = {
-    "circle": ("circle", "disc", "round", "dot"),
-    "square": ("square", "box", "block", "tile"),
-    "triangle": ("triangle", "wedge", "pointy", "delta"),
-    "cross": ("cross", "plus", "x", "crosshair"),
-    "diamond": ("diamond", "rhombus", "lozenge", "kite"),
-    "ring": ("ring", "hoop", "donut", "loop"),
-}
-"""Key words per class: the caption names its key class with one of these."""
-
-FILLER: tuple[str, ...] = (
-    "a", "the", "this", "my", "our", "one", "some", "photo", "picture", "image", "snapshot",
-    "of", "with", "shows", "showing", "here", "is", "see", "look", "at", "in", "on", "small",
-    "big", "bright", "dark", "colourful", "object", "shape", "thing", "background", "nice",
-    "today", "found", "taken", "near", "very", "really", "and", "quite", "simple", "drawn",
-)  # fmt: skip
-"""Filler words; none of them names a class."""
-
-_MIN_WORDS, _MAX_WORDS = 6, 14
 
 
 @dataclass(eq=False, repr=False)
@@ -215,106 +197,6 @@ class ClassificationData(GeneratedData):
         return pd.concat(frames, ignore_index=True)
 
 
-def joint_table(
-    mode_weights: tuple[float, float, float, float],
-    *,
-    num_classes: int,
-    image_noise: float = 0.0,
-    text_noise: float = 0.0,
-    uninformative: str = "blank",
-) -> np.ndarray:
-    """The exact joint distribution ``P(y, s, k)`` of label, drawn shape and caption key class.
-
-    ``P(y, s, k) = sum_m P(m) sum_{s0, k0} P(y, s0, k0 | m) N_img(s | s0) N_txt(k | k0)``
-    where ``N(x | x0) = (1 - eps) [x = x0] + eps / C`` for a class ``x0`` (a blank stays blank).
-
-    Args:
-        mode_weights: ``(image_unique, text_unique, redundancy, synergy)``, normalised here.
-        num_classes: ``C``.
-        image_noise, text_noise: the replacement probabilities.
-        uninformative: ``"blank"`` or ``"random"``, as in :func:`make_classification`.
-
-    Returns:
-        ``(C, C + 1, C + 1)`` array indexed ``[y, s, k]`` that sums to 1; index ``C`` of ``s``
-        or ``k`` means "no class shown".
-    """
-    if uninformative not in ("blank", "random"):
-        raise ValueError(f"uninformative must be 'blank' or 'random', got {uninformative!r}")
-    w = np.asarray(mode_weights, dtype=np.float64)
-    w = w / w.sum()
-    c = int(num_classes)
-    eye = np.eye(c + 1)[:c]  # (C, C+1): [y, x] = 1 if x == y
-    silent = np.zeros(c + 1)  # distribution of an uninformative modality's class
-    if uninformative == "blank":
-        silent[c] = 1.0
-    else:
-        silent[:c] = 1.0 / c
-    y, a, b = np.meshgrid(np.arange(c), np.arange(c + 1), np.arange(c + 1), indexing="ij")
-    per_mode = (
-        eye[:, :, None] * silent[None, None, :] / c,  # image: s0 = y
-        eye[:, None, :] * silent[None, :, None] / c,  # text: k0 = y
-        eye[:, :, None] * eye[:, None, :] / c,  # redundant: s0 = k0 = y
-        ((a < c) & (b < c) & (y == (a + b) % c)) / c**2,  # synergy: y = (s0 + k0) mod C
-    )
-    clean = sum(wi * p for wi, p in zip(w, per_mode, strict=True))  # (C, C+1, C+1)
-
-    def channel(eps: float) -> np.ndarray:  # [x0, x]
-        m = np.zeros((c + 1, c + 1))
-        m[:c, :c] = (1.0 - eps) * np.eye(c) + eps / c
-        m[c, c] = 1.0
-        return m
-
-    return np.einsum("yab,as,bk->ysk", clean, channel(image_noise), channel(text_noise))
-
-
-def _oracle_rules(table: np.ndarray) -> dict[str, np.ndarray]:
-    """Argmax-posterior decisions: by shape ``(C+1,)``, by key ``(C+1,)``, by both, by prior."""
-    return {
-        "image": table.sum(axis=2).argmax(axis=0),  # P(y, s) -> best y per s
-        "text": table.sum(axis=1).argmax(axis=0),  # P(y, k) -> best y per k
-        "joint": table.argmax(axis=0),  # P(y, s, k) -> best y per (s, k)
-        "prior": np.asarray(table.sum(axis=(1, 2)).argmax()),
-    }
-
-
-def _expected_ceilings(
-    table: np.ndarray, missing_image: float, missing_text: float
-) -> dict[str, float]:
-    image = float(table.sum(axis=2).max(axis=0).sum())
-    text = float(table.sum(axis=1).max(axis=0).sum())
-    joint = float(table.max(axis=0).sum())
-    chance = float(table.sum(axis=(1, 2)).max())
-    both = 1.0 - missing_image - missing_text
-    return {
-        "text": (1 - missing_text) * text + missing_text * chance,
-        "image": (1 - missing_image) * image + missing_image * chance,
-        "joint": both * joint + missing_image * text + missing_text * image,
-        "chance": chance,
-    }
-
-
-def _captions(
-    key: np.ndarray, present: np.ndarray, names: tuple[str, ...], rng: np.random.Generator
-) -> list[list[str]]:
-    n = len(key)
-    lengths = rng.integers(_MIN_WORDS, _MAX_WORDS + 1, n)
-    positions = (rng.random(n) * lengths).astype(np.int64)
-    synonym = rng.integers(0, 4, n)
-    filler = rng.integers(0, len(FILLER), (n, _MAX_WORDS - 1))
-    captions: list[list[str]] = []
-    for i in range(n):
-        if not present[i]:
-            captions.append([])
-            continue
-        words = [FILLER[j] for j in filler[i, : lengths[i] - 1]]
-        if key[i] >= 0:
-            words.insert(int(positions[i]), SYNONYMS[names[key[i]]][synonym[i]])
-        else:  # a blank caption: filler only, same length distribution
-            words.insert(int(positions[i]), FILLER[filler[i, -1]])
-        captions.append(words)
-    return captions
-
-
 def _split(
     rng: np.random.Generator, n: int, cfg: dict[str, Any], rules: dict[str, np.ndarray]
 ) -> ClassificationSplit:
@@ -340,14 +222,8 @@ def _split(
         shape, rng=rng, image_size=cfg["image_size"], pixel_noise=cfg["pixel_noise"]
     )
     images[~image_present] = 0.0
-    captions = _captions(key, text_present, cfg["class_names"], rng)
+    captions = write_captions(key, text_present, cfg["class_names"], rng)
 
-    s_index, k_index = np.where(shape < 0, c, shape), np.where(key < 0, c, key)  # blank -> C
-    prior = np.full(n, int(rules["prior"]))
-    by_image = np.where(image_present, rules["image"][s_index], prior)
-    by_text = np.where(text_present, rules["text"][k_index], prior)
-    both = rules["joint"][s_index, k_index]
-    joint = np.where(image_present & text_present, both, np.where(image_present, by_image, by_text))
     return ClassificationSplit(
         images=images,
         captions=captions,
@@ -357,7 +233,7 @@ def _split(
         mode=mode.astype(np.int64),
         shape_class=shape.astype(np.int64),
         key_class=key.astype(np.int64),
-        oracle={"image": by_image, "text": by_text, "joint": joint},
+        oracle=oracle_predictions(rules, shape, key, image_present, text_present),
     )
 
 
@@ -449,8 +325,7 @@ def make_classification(
             f"num_classes must be in [2, {len(SHAPES)}] (one shape per class), got {num_classes}"
         )
     check_count("seed", seed, 0)
-    if uninformative not in ("blank", "random"):
-        raise ValueError(f"uninformative must be 'blank' or 'random', got {uninformative!r}")
+    check_uninformative(uninformative)
     cfg: dict[str, Any] = {
         **probs,
         "uninformative": uninformative,
@@ -468,7 +343,7 @@ def make_classification(
         text_noise=probs["text_noise"],
         uninformative=uninformative,
     )
-    rules = _oracle_rules(table)
+    rules = oracle_rules(table)
     rngs = np.random.default_rng(seed).spawn(3)
     train, val, test = (_split(r, n, cfg, rules) for r, n in zip(rngs, sizes, strict=True))
     ceilings = {**test.oracle_accuracy(), "chance": 1.0 / c}
@@ -491,7 +366,7 @@ def make_classification(
         test=test,
         class_names=SHAPES[:c],
         ceilings=ceilings,
-        expected_ceilings=_expected_ceilings(table, probs["missing_image"], probs["missing_text"]),
+        expected_ceilings=expected_ceilings(table, probs["missing_image"], probs["missing_text"]),
         table=table,
         settings=settings,
     )

@@ -237,7 +237,7 @@ class ClassificationDataset(_TextImageDataset):
                     f"line {e.line}: label {e.label!r} is not one of the classes {list(classes)}"
                 )
             labels.append(index[e.label] if isinstance(e.label, str) else e.label)
-        captions = [tokenize(e.text) for e in examples]
+        captions = [tokenize(e.text or "") for e in examples]
         return cls([e.image for e in examples], captions, labels, vocab, **kwargs)
 
     def __getitem__(self, i: int) -> Sample:

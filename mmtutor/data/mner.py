@@ -5,7 +5,7 @@ three entities of types PER, LOC, ORG and MISC, tagged in IOB2, and draws one im
 tweet. It mirrors what makes multimodal NER on Twitter-2015/2017 (Zhang et al., AAAI 2018;
 Lu et al., ACL 2018) worth the image: some names are *ambiguous* from the text alone.
 
-Generative model, per tweet:
+Generative model, per tweet (steps 1 and 2, the words, are in :mod:`mmtutor.data.mner_text`):
 
 1. The number of entities is uniform in {1, 2, 3}. With probability ``ambiguous_rate``
    one of them (at a random position) is an ambiguous mention: a name drawn uniformly from
@@ -52,6 +52,7 @@ from mmtutor.data._checks import check_count, check_nonnegative, check_probabili
 from mmtutor.data._splits import GeneratedData, SplitBase
 from mmtutor.data.datasets import TaggingDataset
 from mmtutor.data.images import channel_stats
+from mmtutor.data.mner_text import AMBIGUOUS, CUES, ENTITY_TYPES, LEXICON, pick, write_tweet
 from mmtutor.data.shapes import SHAPES, draw_shapes
 from mmtutor.data.tags import TaggedSentence, TagMap, spans_to_tags
 from mmtutor.data.vocab import CharVocab, Vocab
@@ -70,92 +71,8 @@ __all__ = [
     "make_mner",
 ]
 
-ENTITY_TYPES: tuple[str, ...] = ("PER", "LOC", "ORG", "MISC")
-"""Entity types; ``image_type`` and the oracle arrays hold indices into this tuple."""
-
 TYPE_SHAPES: dict[str, str] = {"PER": "circle", "LOC": "triangle", "ORG": "square", "MISC": "cross"}
 """The visual signature of each type."""
-
-LEXICON: dict[str, tuple[str, ...]] = {
-    "PER": (
-        "Maria Lopez", "John Carter", "Aisha Khan", "Lena Fischer", "Kofi Mensah", "Yuki Tanaka",
-        "Tom Baker", "Priya Nair", "Oliver Grant", "Sofia Rossi", "Mateo Silva", "Hannah Berg",
-    ),
-    "LOC": (
-        "New York", "Berlin", "Cape Town", "Lisbon", "Nairobi", "Kyoto", "Rio de Janeiro",
-        "Lake Tahoe", "Oslo", "Buenos Aires", "Mount Kenya", "Toronto",
-    ),
-    "ORG": (
-        "Red Cross", "United Nations", "Greenpeace", "Northwind Bank", "City Council", "BBC",
-        "FC Porto", "Boeing", "Acme Corp", "World Health Organization", "Unicef", "Fifa",
-    ),
-    "MISC": (
-        "World Cup", "Olympics", "Super Bowl", "iPhone", "Coachella", "Christmas", "Grammy Awards",
-        "Tour de France", "Oscars", "Eurovision", "Ramadan", "Champions League",
-    ),
-}  # fmt: skip
-"""Unambiguous names per type."""
-
-AMBIGUOUS: dict[str, dict[str, float]] = {
-    "Jordan": {"PER": 0.6, "LOC": 0.4},
-    "Paris": {"LOC": 0.65, "PER": 0.35},
-    "Georgia": {"LOC": 0.55, "PER": 0.45},
-    "Chelsea": {"PER": 0.6, "LOC": 0.4},
-    "Victoria": {"PER": 0.55, "LOC": 0.45},
-    "Florence": {"LOC": 0.6, "PER": 0.4},
-    "Austin": {"LOC": 0.6, "PER": 0.4},
-    "Savannah": {"PER": 0.55, "LOC": 0.45},
-    "Apple": {"ORG": 0.65, "MISC": 0.35},
-    "Jaguar": {"MISC": 0.55, "ORG": 0.45},
-    "Amazon": {"ORG": 0.6, "MISC": 0.4},
-    "Corona": {"MISC": 0.6, "ORG": 0.4},
-    "Mars": {"MISC": 0.55, "ORG": 0.45},
-    "Puma": {"ORG": 0.6, "MISC": 0.4},
-    "Dove": {"MISC": 0.55, "ORG": 0.45},
-    "Oracle": {"ORG": 0.65, "MISC": 0.35},
-}
-"""Ambiguous names and the prior of each of their two types."""
-
-Phrase = tuple[tuple[str, ...], tuple[str, ...]]  # (words before the name, words after it)
-
-CUES: dict[str, tuple[Phrase, ...]] = {
-    "PER": ((("met",), ()), (("interview", "with"), ()), ((), ("said",)), (("congrats", "to"), ())),
-    "LOC": (
-        (("flew", "to"), ()),
-        (("visited",), ()),
-        (("weather", "in"), ()),
-        (("live", "from"), ()),
-    ),
-    "ORG": (
-        ((), ("shares",)),
-        (("CEO", "of"), ()),
-        (("stock", "of"), ()),
-        ((), ("announced", "layoffs")),
-    ),
-    "MISC": (
-        (("drinking",), ()),
-        (("the", "new"), ("model",)),
-        (("bought", "a"), ()),
-        (("unboxing",), ()),
-    ),
-}
-"""Context phrases that reveal a type."""
-
-NEUTRAL: tuple[Phrase, ...] = (
-    ((), ()), ((), ()), (("omg",), ()), (("about",), ()), ((), ("today",)),
-    (("look", "at"), ()), (("all", "about"), ()), ((), ("!",)),
-)  # fmt: skip
-"""Context that says nothing about the type (an empty phrase included)."""
-
-FILLER: tuple[str, ...] = (
-    "what", "a", "day", "in", "and", "the", "lol", "wow", "really", "just", "now", "is",
-    "amazing", "tonight", "again", "finally", "time", "love", "this", "can't", "wait", "for",
-    "more", "news", "check", "out", "best", "ever", "pic", "here", "we", "go", "yes", "no",
-    "way", "happy", "friday", "crazy", "morning", "so", "good", "with", "our", "team",
-)  # fmt: skip
-HASHTAGS = ("#travel", "#news", "#tbt", "#love", "#weekend", "#live", "#music", "#sport", "#photo")
-EMOJI = (":)", ":D", "<3", "😂", "🔥", "🙌", "😍", "👍")
-MENTIONS = ("@maria_l", "@newsdesk", "@jk88", "@travelbug", "@sam_w", "@dailypics")
 
 
 @dataclass(eq=False, repr=False)
@@ -294,46 +211,6 @@ class MNERData(GeneratedData):
         return pd.DataFrame(rows)
 
 
-def _pick(rng: np.random.Generator, options: tuple | list) -> Any:
-    return options[int(rng.integers(len(options)))]
-
-
-def _tweet(
-    rng: np.random.Generator, ambiguous_rate: float, context_rate: float
-) -> tuple[list[str], list[tuple[str, int, int]], int, str | None, bool]:
-    """One tweet: tokens, spans, index of the ambiguous entity (or -1), its name, its cue flag."""
-    n_entities = int(rng.integers(1, 4))
-    amb_index = int(rng.integers(n_entities)) if rng.random() < ambiguous_rate else -1
-    tokens: list[str] = []
-    if rng.random() < 0.25:
-        tokens += ["RT", _pick(rng, MENTIONS) + ":"]
-    spans: list[tuple[str, int, int]] = []
-    amb_name, has_cue = None, False
-    for e in range(n_entities):
-        n_filler = int(rng.integers(0 if e == 0 else 1, 4))  # entities never touch
-        tokens += [_pick(rng, FILLER) for _ in range(n_filler)]
-        if e == amb_index:
-            amb_name = _pick(rng, list(AMBIGUOUS))
-            types, probs = zip(*AMBIGUOUS[amb_name].items(), strict=True)
-            kind = types[int(rng.random() >= probs[0])]
-            name = amb_name
-            cue = has_cue = bool(rng.random() < context_rate)
-        else:
-            kind = _pick(rng, ENTITY_TYPES)
-            name = _pick(rng, LEXICON[kind])
-            cue = bool(rng.random() < 0.5)
-        before, after = _pick(rng, CUES[kind]) if cue else _pick(rng, NEUTRAL)
-        tokens += before
-        words = name.split()
-        spans.append((kind, len(tokens), len(tokens) + len(words)))
-        tokens += words
-        tokens += after
-    tokens += [_pick(rng, FILLER) for _ in range(int(rng.integers(0, 4)))]
-    for _ in range(int(rng.integers(0, 3))):
-        tokens.append(_pick(rng, HASHTAGS + EMOJI + MENTIONS))
-    return tokens, spans, amb_index, amb_name, has_cue
-
-
 def _posteriors(
     name: str, has_cue: bool, kind: str, image_type: int, relevance: float
 ) -> dict[str, np.ndarray]:
@@ -391,12 +268,12 @@ def _split(rng: np.random.Generator, n: int, cfg: dict[str, Any]) -> MNERSplit:
     )
     oracle: dict[str, list[int]] = {"text": [], "image": [], "joint": []}
     for _ in range(n):
-        tokens, spans, j, name, cue = _tweet(rng, cfg["ambiguous_rate"], cfg["context_rate"])
+        tokens, spans, j, name, cue = write_tweet(rng, cfg["ambiguous_rate"], cfg["context_rate"])
         sentences.append(TaggedSentence(tokens, spans_to_tags(spans, len(tokens))))
         entities.append(spans)
         is_relevant = bool(rng.random() < cfg["image_relevance"])
         if is_relevant:
-            shown = spans[j][0] if j >= 0 else _pick(rng, spans)[0]
+            shown = spans[j][0] if j >= 0 else pick(rng, spans)[0]
             shown_index = ENTITY_TYPES.index(shown)
         else:
             shown_index = int(rng.integers(k))

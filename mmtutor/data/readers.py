@@ -6,13 +6,15 @@ Every reader streams its file line by line and checks each line; a malformed lin
 Formats:
 
 * **CoNLL** (CoNLL-2003 and friends): one token per line, the token in the first column and
-  the tag in the last, columns separated by spaces or tabs; a blank line ends a sentence;
+  the tag in the last, columns separated by tabs (if the line has one) or else by runs of
+  ASCII spaces, so a token may be any other character, Unicode white space included (e.g. a
+  lone U+00A0 in Twitter-2015); a blank line ends a sentence;
   ``-DOCSTART-`` lines are skipped. IOB1, IOB2 and IOBES files are converted to IOB2.
 * **Twitter MNER** (Twitter-2015, Zhang et al. 2018; Twitter-2017, Lu et al. 2018): each
   tweet starts with ``IMGID:<id>``, then ``token<TAB>tag`` lines, then a blank line; the
   image is ``<image_dir>/<id>.jpg``. Types are PER, LOC, ORG and OTHER.
 * **Manifest**: JSON Lines, one object per line: ``{"text": str, "image": relative path or
-  null, "label": str or int}``.
+  null, "label": str or int}``; an absent (or null) ``text`` or ``image`` is a missing modality.
 """
 
 from __future__ import annotations
@@ -58,13 +60,31 @@ class _Block:
     image_id: str | None = None
 
 
+def _columns(text: str) -> list[str]:
+    """Split a token line into columns: at tabs if it has one, else at runs of ASCII spaces.
+
+    Only ASCII separators split, so a token made of other white space stays a token: a real
+    Twitter-2015 file has a lone non-breaking space (U+00A0) before its tab, which
+    ``str.split()`` would drop. Trailing spaces and tabs are ignored.
+    """
+    text = text.rstrip(" \t")
+    if "\t" in text:
+        return text.split("\t")
+    return [part for part in text.split(" ") if part]
+
+
 def _token_line(path: PathLike, number: int, text: str, columns: list[int]) -> tuple[str, str]:
     """Parse ``token ... tag``; ``columns`` holds the file's column count once known."""
-    parts = text.split()
+    parts = _columns(text)
     if len(parts) < 2:
         raise ValueError(
             f"{path}:{number}: found {len(parts)} column ({text.strip()!r}); expected at least "
             "2 columns separated by spaces or tabs: the token first and the tag last"
+        )
+    if not parts[0]:
+        raise ValueError(
+            f"{path}:{number}: found an empty token ({text!r}); expected the token before the "
+            "first tab"
         )
     if not columns:
         columns.append(len(parts))
@@ -73,7 +93,7 @@ def _token_line(path: PathLike, number: int, text: str, columns: list[int]) -> t
             f"{path}:{number}: found {len(parts)} columns ({text.strip()!r}); expected "
             f"{columns[0]} like the first token line (does a token contain a space?)"
         )
-    tag = parts[-1]
+    tag = parts[-1].strip(" ")
     try:
         split_tag(tag)
     except ValueError as err:
@@ -86,7 +106,7 @@ def _blocks(path: PathLike, *, twitter: bool) -> Iterator[_Block]:
     columns: list[int] = []
     block: _Block | None = None
     for number, text in iter_lines(path):
-        if not text.strip():
+        if not text.strip(" \t"):  # ASCII only: a lone U+00A0 is a token, not a break
             if block is not None:
                 if not block.tokens:
                     raise ValueError(
@@ -107,7 +127,7 @@ def _blocks(path: PathLike, *, twitter: bool) -> Iterator[_Block]:
                 raise ValueError(f"{path}:{number}: found an empty image id; expected 'IMGID:<id>'")
             block = _Block(number, [], [], [], image_id)
             continue
-        if not twitter and text.split()[0] == "-DOCSTART-":
+        if not twitter and _columns(text)[0] == "-DOCSTART-":
             continue
         if block is None:
             if twitter:
@@ -172,9 +192,10 @@ def read_conll(path: PathLike, *, scheme: str = "auto") -> TaggedCorpus:
         A :class:`TaggedCorpus` (a list of :class:`TaggedSentence`) with IOB2 tags.
 
     Raises:
-        ValueError: ``"path:line: ..."`` for a line with one column, a column count unlike
-            the first line's, a tag that is not ``O``/``B-X``/``I-X``/``E-X``/``S-X``, a tag the
-            declared scheme forbids, or bytes that are not UTF-8.
+        ValueError: ``"path:line: ..."`` for a line with one column, an empty token (a line
+            that starts with a tab), a column count unlike the first line's, a tag that is
+            not ``O``/``B-X``/``I-X``/``E-X``/``S-X``, a tag the declared scheme forbids,
+            or bytes that are not UTF-8.
 
     Examples:
         >>> sentences = read_conll("data/conll2003/train.txt")  # doctest: +SKIP
@@ -259,16 +280,19 @@ class ManifestExample:
     """One line of a JSONL manifest.
 
     Attributes:
-        text: the raw text.
-        image: the resolved image file, or ``None`` for a missing image (``"image": null``).
+        text: the raw text, or ``None`` for a missing text (no ``"text"`` key, or null).
+        image: the resolved image file, or ``None`` for a missing image (no ``"image"``
+            key, or null).
         label: the class, a name or an index.
         line: the line number in the manifest (for error messages).
+        path: the manifest file (for error messages: ``f"{path}:{line}"``).
     """
 
-    text: str
+    text: str | None
     image: Path | None
     label: str | int
     line: int
+    path: Path | None = None
 
 
 def _manifest_line(path: PathLike, number: int, text: str, image_root: PathLike) -> ManifestExample:
@@ -282,19 +306,18 @@ def _manifest_line(path: PathLike, number: int, text: str, image_root: PathLike)
         ) from None
     if not isinstance(obj, dict):
         raise ValueError(f"{where}: found a JSON {type(obj).__name__}; expected a JSON object")
-    missing = [k for k in ("text", "image", "label") if k not in obj]
-    if missing:
-        raise ValueError(
-            f"{where}: the object has no key {missing[0]!r}; expected keys 'text', 'image', 'label'"
-        )
-    if not isinstance(obj["text"], str):
-        raise ValueError(f"{where}: 'text' is a {type(obj['text']).__name__}; expected a string")
+    if "label" not in obj:
+        raise ValueError(f"{where}: the object has no key 'label'; expected keys 'label' and "
+                         "'text' and/or 'image' (an absent one is a missing modality)")
+    text = obj.get("text")
+    if text is not None and not isinstance(text, str):
+        raise ValueError(f"{where}: 'text' is a {type(text).__name__}; expected a string or null")
     label = obj["label"]
     if isinstance(label, bool) or not isinstance(label, (str, int)):
         raise ValueError(f"{where}: 'label' is {label!r}; expected a string or an integer")
-    image = obj["image"]
+    image = obj.get("image")
     if image is None:
-        return ManifestExample(obj["text"], None, label, number)
+        return ManifestExample(text, None, label, number, Path(path))
     if not isinstance(image, str):
         raise ValueError(f"{where}: 'image' is {image!r}; expected a relative path string or null")
     file = safe_join(image_root, image)
@@ -305,7 +328,7 @@ def _manifest_line(path: PathLike, number: int, text: str, image_root: PathLike)
         )
     if not file.is_file():
         raise ValueError(f"{where}: image file {file} does not exist; expected an image file")
-    return ManifestExample(obj["text"], file, label, number)
+    return ManifestExample(text, file, label, number, Path(path))
 
 
 def read_manifest(path: PathLike, image_root: PathLike) -> list[ManifestExample]:

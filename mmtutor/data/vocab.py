@@ -60,13 +60,16 @@ class _SymbolTable:
     def __init__(self, symbols: Iterable[str], *, lowercase: bool) -> None:
         self.lowercase = bool(lowercase)
         self._itos: list[str] = [PAD, UNK]
-        for s in symbols:
-            if s in (PAD, UNK):
+        self._stoi: dict[str, int] = {PAD: self.pad_id, UNK: self.unk_id}
+        for given in symbols:
+            if given in (PAD, UNK):
                 continue
+            s = self._norm(given)  # stored as encode() looks it up, or "Paris" is never found
+            if s in self._stoi:
+                folded = " after lowercasing" if self.lowercase else ""
+                raise ValueError(f"{self.kind}: symbols must be unique{folded}, got {s!r} twice")
+            self._stoi[s] = len(self._itos)
             self._itos.append(s)
-        self._stoi = {s: i for i, s in enumerate(self._itos)}
-        if len(self._stoi) != len(self._itos):
-            raise ValueError(f"{self.kind}: symbols must be unique")
 
     def __len__(self) -> int:
         return len(self._itos)
@@ -189,7 +192,9 @@ class _SymbolTable:
 class Vocab(_SymbolTable):
     """Word vocabulary: ``<pad>`` = 0, ``<unk>`` = 1, then tokens by decreasing frequency.
 
-    ``Vocab.build(token_lists, min_freq=1, max_size=None, lowercase=True)`` counts tokens.
+    ``Vocab.build(token_lists, min_freq=1, max_size=None, lowercase=True)`` counts tokens;
+    ``Vocab(tokens, lowercase=True)`` takes a ready list, whose tokens are folded to lower
+    case as the lookups are (two that fold to the same token raise ``ValueError``).
 
     Examples:
         >>> v = Vocab.build([["a", "red", "circle"], ["a", "Circle"]])
@@ -197,6 +202,8 @@ class Vocab(_SymbolTable):
         [2, 3, 1]
         >>> len(v)
         5
+        >>> Vocab(["Paris", "London"]).encode(["paris", "LONDON"])
+        [2, 3]
     """
 
     kind = "vocabulary"

@@ -116,6 +116,24 @@ class SmallCNN(nn.Module):
         return _cells(x)
 
 
+def _read_state(path: Path) -> dict[str, Tensor]:
+    """The ResNet-18 state dict in ``path``, keys normalised, ``fc.*`` dropped."""
+    if not path.is_file():
+        raise ValueError(f"weights_path={str(path)!r} is not a file")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"weights_path must hold a state dict, got {type(state).__name__}")
+    # Accept torchvision's keys, this encoder's ("backbone.") and DataParallel's ("module.").
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def _has_small_stem(state: dict[str, Tensor]) -> bool:
+    """Whether ``state`` holds the 3x3 ``small_input`` stem rather than the 7x7 one."""
+    conv1 = state.get("conv1.weight")
+    return isinstance(conv1, Tensor) and tuple(conv1.shape[-2:]) == (3, 3)
+
+
 class ResNet18Encoder(nn.Module):
     """ResNet-18 (He et al., CVPR 2016) without its classifier, from torchvision.
 
@@ -130,11 +148,16 @@ class ResNet18Encoder(nn.Module):
             downloads them into its cache the first time. ``None`` for random weights.
         weights_path: a local file with a ResNet-18 state dict (the ``fc.*`` keys are ignored).
         freeze: if True, no parameter is trained and the network stays in eval mode
-            (BatchNorm keeps its statistics), i.e. a fixed feature extractor.
+            (BatchNorm keeps its statistics), i.e. a fixed feature extractor. A new
+            ``small_input`` stem is the exception: it stays trainable (and follows
+            ``train()``/``eval()``), since a frozen random stem would never learn.
         small_input: replace the 7x7 stride-2 stem and its max-pool by a 3x3 stride-1
-            convolution, the usual adaptation to 32x32 images (He et al., 2016, Sec. 4.2;
-            SimCLR, Chen et al., 2020, App. B.9): a 32x32 image then ends as a 4x4 map
-            instead of 1x1. The new stem is random even with pretrained weights.
+            convolution (with a fresh BatchNorm), the usual adaptation to 32x32 images (He
+            et al., 2016, Sec. 4.2; SimCLR, Chen et al., 2020, App. B.9): a 32x32 image then
+            ends as a 4x4 map instead of 1x1. The weights (``weights``, or a ``weights_path``
+            of the 7x7 network) are loaded first and the stem is swapped after, so every
+            other layer keeps them; the new stem is random. A ``weights_path`` saved from a
+            ``small_input`` encoder (3x3 stem) is loaded whole, stem included.
 
     Inputs:
         image: ``(B, 3, H, W)`` float.
@@ -163,33 +186,43 @@ class ResNet18Encoder(nn.Module):
         if weights is not None and weights_path is not None:
             raise ValueError("give weights or weights_path, not both")
         net = resnet18(weights=weights)
-        if small_input:
-            net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-            net.maxpool = nn.Identity()
         net.fc = nn.Identity()  # the ImageNet classifier is not part of an encoder
         self.backbone = net
         self.output_dim = 512
         self.freeze = freeze
-        if weights_path is not None:
-            self._load(Path(weights_path))
+        path = None if weights_path is None else Path(weights_path)
+        state = None if path is None else _read_state(path)
+        # A file with a 3x3 stem was saved from a small-input encoder: swap, then load it all.
+        # Any other file fits the 7x7 stem: load it, then swap, so that every other layer
+        # keeps its weights (e.g. ImageNet features behind a stem made for 32x32 images).
+        stem_saved = state is not None and _has_small_stem(state)
+        if state is not None and not (small_input and stem_saved):
+            self._load(state, path)
+        if small_input:
+            net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            net.bn1 = nn.BatchNorm2d(64)  # the old statistics describe the old conv's outputs
+            net.maxpool = nn.Identity()
+            if stem_saved:
+                self._load(state, path)
+        # A new random stem must learn even when the rest is frozen, or it stays random.
+        self.trainable_stem = small_input and not stem_saved
         if freeze:
             self.backbone.requires_grad_(False)
-            self.backbone.eval()
+            if self.trainable_stem:
+                self._stem().requires_grad_(True)
+            self.train(self.training)
 
-    def _load(self, path: Path) -> None:
-        if not path.is_file():
-            raise ValueError(f"weights_path={str(path)!r} is not a file")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict):
-            raise ValueError(f"weights_path must hold a state dict, got {type(state).__name__}")
-        # Accept torchvision's keys, this encoder's ("backbone.") and DataParallel's ("module.").
-        state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    def _stem(self) -> nn.ModuleList:
+        """The stem's layers with weights (``conv1``, ``bn1``)."""
+        return nn.ModuleList([self.backbone.conv1, self.backbone.bn1])
+
+    def _load(self, state: dict[str, Tensor], path: Path) -> None:
         try:
             missing, unexpected = self.backbone.load_state_dict(state, strict=False)
-        except RuntimeError as err:  # a tensor of the wrong shape, e.g. a 7x7 stem into 3x3
+        except RuntimeError as err:  # a tensor of the wrong shape, e.g. a 3x3 stem into 7x7
+            hint = " (it has a 3x3 stem: pass small_input=True)" if _has_small_stem(state) else ""
             raise ValueError(
-                f"weights_path={str(path)!r} does not fit this ResNet-18: {err}"
+                f"weights_path={str(path)!r} does not fit this ResNet-18{hint}: {err}"
             ) from err
         if missing or unexpected:
             raise ValueError(
@@ -198,10 +231,15 @@ class ResNet18Encoder(nn.Module):
             )
 
     def train(self, mode: bool = True) -> ResNet18Encoder:
-        """Set training mode; a frozen backbone stays in eval mode (fixed BatchNorm)."""
+        """Set training mode; a frozen backbone stays in eval mode (fixed BatchNorm).
+
+        With ``freeze`` and a new ``small_input`` stem, the stem follows ``mode``: it trains.
+        """
         super().train(mode)
         if self.freeze:
             self.backbone.eval()
+            if self.trainable_stem:
+                self._stem().train(mode)
         return self
 
     def forward(self, image: Tensor) -> EncoderOutput:

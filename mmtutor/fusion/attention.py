@@ -33,8 +33,9 @@ class CrossAttentionFusion(Fusion):
         ``z = LayerNorm(x̃_q + (A V) W_O)``.
 
     The fast path calls :func:`torch.nn.functional.scaled_dot_product_attention`; with
-    ``return_attention=True`` the same attention is computed the explicit way and ``A`` is
-    returned, e.g. to draw a heat map of words x image regions.
+    ``return_attention=True`` (or ``keep_internals``) the same attention is computed the
+    explicit way and ``A`` is returned (or stored), e.g. to draw a heat map of words x image
+    regions.
 
     Args:
         input_dims: ``{m: d_m}``, at least two modalities.
@@ -43,6 +44,9 @@ class CrossAttentionFusion(Fusion):
         num_heads: ``h``; must divide ``d_model``.
         dropout: dropout on the attention weights and on the attention output.
         output_dim: ``None`` (default) gives ``d_model``; an int adds a learned ``nn.Linear``.
+        keep_internals: store ``A`` of each forward call in ``last_attention``; off by
+            default, so a model does not hold a tensor per batch. A plain attribute: set
+            ``fusion.keep_internals = True`` on a built model to start recording.
 
     Inputs:
         features: ``{m: (B, T_m, d_m)}``.
@@ -60,7 +64,9 @@ class CrossAttentionFusion(Fusion):
 
     Attributes:
         key_modalities: the modalities whose tokens are the keys, in order.
-        last_attention: ``A`` of the last call with ``return_attention=True``, detached.
+        keep_internals: whether forward stores ``last_attention``.
+        last_attention: with ``keep_internals``, ``A`` of the last forward call, detached;
+            ``None`` while ``keep_internals`` is False.
     """
 
     input_kind = "sequence"
@@ -75,6 +81,7 @@ class CrossAttentionFusion(Fusion):
         num_heads: int = 4,
         dropout: float = 0.0,
         output_dim: int | None = None,
+        keep_internals: bool = False,
     ) -> None:
         super().__init__(input_dims, min_modalities=2)
         if query not in self.modalities:
@@ -96,6 +103,7 @@ class CrossAttentionFusion(Fusion):
         self.W_O = nn.Linear(d_model, d_model)
         self.norm = nn.LayerNorm(d_model)
         self.out = self._output_layer(d_model, output_dim)
+        self.keep_internals = bool(keep_internals)
         self.last_attention: Tensor | None = None
 
     def _heads(self, t: Tensor) -> Tensor:
@@ -134,13 +142,14 @@ class CrossAttentionFusion(Fusion):
         V = self._heads(self.W_V(x_kv))  # (B, h, S, d_k)
         p_drop = self.dropout if self.training else 0.0
         A = None
-        if return_attention:
+        if return_attention or self.keep_internals:
             scores = Q @ K.transpose(-2, -1) / math.sqrt(Q.shape[-1])  # (B, h, T_q, S)
             A = torch.softmax(scores.masked_fill(~attn_mask, float("-inf")), dim=-1)
             A = A * has_key[:, None, None, None]  # (B, h, T_q, S)
             A = A * mask[self.query][:, None, :, None]  # padded queries: 0
             ctx = F.dropout(A, p_drop, self.training) @ V  # (B, h, T_q, d_k)
-            self.last_attention = A.detach()
+            if self.keep_internals:
+                self.last_attention = A.detach()
         else:
             ctx = F.scaled_dot_product_attention(Q, K, V, attn_mask=attn_mask, dropout_p=p_drop)
         a = self.W_O(ctx.transpose(1, 2).flatten(2))  # (B, T_q, d_model)

@@ -33,6 +33,9 @@ class GatedFusion(Fusion):
     Args:
         input_dims: ``{m: d_m}``, at least two modalities.
         output_dim: size of the shared space; default ``max_m d_m``.
+        keep_internals: store the gates of each forward call in ``last_gates``; off by
+            default, so a model does not hold a tensor per batch. A plain attribute: set
+            ``fusion.keep_internals = True`` on a built model to start recording.
 
     Inputs:
         features: ``{m: (..., d_m)}``, the same leading dims for every modality.
@@ -44,19 +47,28 @@ class GatedFusion(Fusion):
         ``(..., output_dim)``.
 
     Attributes:
-        last_gates: the gates of the last forward call, detached, ``(..., M, output_dim)``;
-            for two modalities ``last_gates[..., 0, :]`` is the paper's ``z``. Plot it to see
-            which modality the model trusts for which sample.
+        keep_internals: whether forward stores ``last_gates``.
+        last_gates: with ``keep_internals``, the gates of the last forward call, detached,
+            ``(..., M, output_dim)``; for two modalities ``last_gates[..., 0, :]`` is the
+            paper's ``z``. Plot it to see which modality the model trusts for which sample.
+            ``None`` while ``keep_internals`` is False.
     """
 
     level = "model"
 
-    def __init__(self, input_dims: Mapping[str, int], *, output_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        input_dims: Mapping[str, int],
+        *,
+        output_dim: int | None = None,
+        keep_internals: bool = False,
+    ) -> None:
         super().__init__(input_dims, min_modalities=2)
         d_h = self._shared_dim(output_dim)
         M = len(self.modalities)
         self.proj = self._per_modality_linear(d_h, bias=False)  # W_m, no bias as in the paper
         self.gate = nn.Linear(sum(self.input_dims.values()), d_h if M == 2 else M * d_h)  # W_z
+        self.keep_internals = bool(keep_internals)
         self.last_gates: Tensor | None = None
 
     def fuse(self, x: dict[str, Tensor], present: Tensor, mask: dict[str, Tensor] | None) -> Tensor:
@@ -73,5 +85,6 @@ class GatedFusion(Fusion):
         logits = logits.masked_fill(~on, torch.finfo(logits.dtype).min)  # (..., M, d_h)
         z = torch.softmax(logits, dim=-2)  # (..., M, d_h)
         z = torch.where(on.any(dim=-2, keepdim=True), z, 0)  # (..., M, d_h)
-        self.last_gates = z.detach()
+        if self.keep_internals:
+            self.last_gates = z.detach()
         return (z * h).sum(dim=-2)  # (..., d_h)

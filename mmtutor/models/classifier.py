@@ -2,7 +2,8 @@
 
 Every model follows the protocol of ``CONTRIBUTING.md``: ``forward(batch)`` returns class
 scores ``(B, C)``, ``loss(batch)`` a scalar, ``predict(batch)`` class indices ``(B,)``,
-``predict_proba(batch)`` probabilities ``(B, C)``; so :func:`mmtutor.train.fit` trains any of
+``loss_and_predict(batch)`` both from one forward pass, ``predict_proba(batch)``
+probabilities ``(B, C)``; so :func:`mmtutor.train.fit` trains any of
 them.
 
 The three fusion levels differ only in *what* reaches the fusion module:
@@ -34,6 +35,7 @@ from mmtutor.fusion import FUSIONS, Fusion, build_fusion
 from mmtutor.heads import ClassificationHead
 from mmtutor.models.common import (
     encode,
+    fusion_arguments,
     make_image_encoder,
     make_text_encoder,
     masked_pool,
@@ -143,7 +145,10 @@ class MultimodalClassifier(nn.Module):
         log-probabilities unchanged. With ``λ = 0`` the experts learn only through the
         fused loss (joint training); ``λ > 0`` also trains each expert to stand alone.
         """
-        fused, unimodal = self.scores(batch)
+        return self._loss(*self.scores(batch), batch)
+
+    def _loss(self, fused: Tensor, unimodal: dict[str, Tensor], batch: Mapping[str, Tensor]
+              ) -> Tensor:
         y = batch["label"]  # (B,)
         loss = F.cross_entropy(fused, y)
         if not self.use_aux:
@@ -159,6 +164,11 @@ class MultimodalClassifier(nn.Module):
     def predict(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Predicted class indices ``(B,)``."""
         return self(batch).argmax(dim=-1)
+
+    def loss_and_predict(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(loss(batch), predict(batch))`` from one forward pass (what evaluation needs)."""
+        fused, unimodal = self.scores(batch)  # (B, C), {m: (B, C)}
+        return self._loss(fused, unimodal, batch), fused.argmax(dim=-1)
 
     def predict_proba(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Class probabilities ``(B, C)``: ``exp`` of log-probabilities, or softmax of logits."""
@@ -208,6 +218,11 @@ class UnimodalClassifier(nn.Module):
         """Predicted class indices ``(B,)``."""
         return self(batch).argmax(dim=-1)
 
+    def loss_and_predict(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """``(loss(batch), predict(batch))`` from one forward pass (what evaluation needs)."""
+        logits = self(batch)  # (B, C)
+        return F.cross_entropy(logits, batch["label"]), logits.argmax(dim=-1)
+
     def predict_proba(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Class probabilities ``(B, C)``."""
         return self(batch).softmax(dim=-1)
@@ -228,7 +243,8 @@ def build_classifier(
     pool: str = "mean",
     text_kwargs: Mapping[str, object] | None = None,
     image_kwargs: Mapping[str, object] | None = None,
-    **fusion_kwargs: object,
+    fusion_kwargs: Mapping[str, object] | None = None,
+    **more_fusion_kwargs: object,
 ) -> MultimodalClassifier:
     """Wire the standard encoders, a fusion from :data:`~mmtutor.fusion.FUSIONS` and heads.
 
@@ -247,7 +263,14 @@ def build_classifier(
         pool: pooling of a cross-attention output, ``"mean"`` or ``"max"``.
         text_kwargs: extra arguments of the text encoder (override the defaults).
         image_kwargs: extra arguments of the image encoder.
-        **fusion_kwargs: arguments of the fusion class (``output_dim=...``, ``query=...``).
+        fusion_kwargs: arguments of the fusion class as their own dict (``{"output_dim":
+            16}``); each key is checked against the class's signature, so a config or a
+            checkpoint cannot reach the builder's other arguments (``image_kwargs``...).
+        **more_fusion_kwargs: more fusion arguments, for short calls
+            (``build_classifier("gated", ..., output_dim=16)``); checked the same way.
+
+    Raises:
+        ValueError: for an unknown fusion or a fusion argument the class does not take.
 
     Returns:
         A :class:`MultimodalClassifier`.
@@ -257,6 +280,7 @@ def build_classifier(
         >>> type(model.fusion).__name__
         'GatedFusion'
     """
+    fusion_kwargs = fusion_arguments(fusion, fusion_kwargs, more_fusion_kwargs)
     encoders = {
         "text": make_text_encoder(text_encoder, vocab_size=vocab_size, dim=dim,
                                   **(text_kwargs or {})),

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 
 from mmtutor.encoders import EncoderOutput, build_image_encoder, build_text_encoder
+from mmtutor.fusion import FUSIONS
 
-__all__ = ["encode", "presence", "masked_pool", "make_text_encoder", "make_image_encoder"]
+__all__ = ["encode", "presence", "masked_pool", "make_text_encoder", "make_image_encoder",
+           "fusion_arguments"]
 
 
 def encode(encoder: nn.Module, modality: str, batch: Mapping[str, Tensor]) -> EncoderOutput:
@@ -78,3 +81,38 @@ def make_image_encoder(name: str, *, dim: int, **kwargs: object) -> nn.Module:
     """Build an image encoder by name: ``"cnn"`` gets ``dim``; ``"resnet18"`` keeps 512."""
     sizes = {"dim": dim} if name == "cnn" else {}
     return build_image_encoder(name, **{**sizes, **kwargs})
+
+
+def fusion_arguments(name: str, *parts: Mapping[str, object] | None) -> dict[str, object]:
+    """Merge fusion arguments and check each against the fusion class's own signature.
+
+    The builders pass these to the fusion class only, never to themselves: a key such as
+    ``image_kwargs`` (a builder argument) or ``weights`` is refused here, so a config or a
+    checkpoint cannot rebuild the encoders or make them download weights.
+
+    Args:
+        name: a key of :data:`~mmtutor.fusion.FUSIONS`.
+        *parts: dicts of keyword arguments (``None`` = none); a key given twice is an error.
+
+    Returns:
+        One dict of keyword arguments for ``FUSIONS[name]``.
+
+    Raises:
+        ValueError: for an unknown fusion, or a key the class does not take (naming it
+            and the allowed ones).
+    """
+    if name not in FUSIONS:
+        raise ValueError(f"unknown fusion name={name!r}; choose one of {sorted(FUSIONS)}")
+    params = inspect.signature(FUSIONS[name].__init__).parameters.values()
+    allowed = sorted(p.name for p in params if p.name not in ("self", "input_dims")
+                     and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    merged: dict[str, object] = {}
+    for part in parts:
+        for key, value in (part or {}).items():
+            if key not in allowed:
+                raise ValueError(f"fusion {name!r} takes no argument {key!r}; its arguments "
+                                 f"are {allowed}")
+            if key in merged:
+                raise ValueError(f"fusion argument {key!r} is given twice")
+            merged[key] = value
+    return merged

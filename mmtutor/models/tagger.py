@@ -9,11 +9,15 @@ Ma & Hovy 2016) and its multimodal variants, in which every token also sees the 
 * model level, ``cross_attention``: each token attends over the image regions
   (``.sequence``, ``(B, R, d_img)``), as in the adaptive co-attention of Zhang et al.
   (AAAI 2018) and the visual attention of Lu et al. (ACL 2018);
-* decision level (``average``, ``weighted_vote``, ``product_of_experts``): two experts tag
-  every token on their own, a text expert (a head on the token) and an image-aware expert
-  (an MLP on ``[token; image]``: an image alone cannot tell which word is a name, so this
-  expert sees the token too); the decision fusion combines their per-token distributions,
-  e.g. the log-linear ``log_softmax(log p_text + log p_image)`` of a product of experts.
+* decision level (``average``, ``weighted_vote``, ``product_of_experts``): two experts that
+  never see each other's modality. The text expert scores the tags of every token from its
+  state ``h_t`` alone, ``(B, T, d_txt) -> (B, T, K)``; the image expert scores the tags from
+  the image vector ``v`` alone, ``(B, d_img) -> (B, K)``, one distribution per sentence that
+  is broadcast over its tokens (a prior over tags from the image: it can say *which type* of
+  entity the picture suggests, never *where* an entity is). The decision fusion combines the
+  two per-token distributions, e.g. the log-linear ``log_softmax(log p_text + log p_image)``
+  of a product of experts. (An expert that read ``[h_t; v]`` would be feature-level fusion
+  inside an expert, not late fusion.)
 
 Then a softmax head (cross-entropy per token) or a CRF scores the tags.
 
@@ -30,13 +34,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtutor.fusion import FUSIONS, Fusion, build_fusion
 from mmtutor.heads import CRF, ClassificationHead, TokenClassificationHead
-from mmtutor.models.common import encode, make_image_encoder, make_text_encoder, presence
+from mmtutor.models.common import (
+    encode,
+    fusion_arguments,
+    make_image_encoder,
+    make_text_encoder,
+    presence,
+)
 
 __all__ = ["MultimodalTagger", "build_tagger"]
 
@@ -103,12 +112,11 @@ class MultimodalTagger(nn.Module):
                              f"cross-attention with query='text'; {type(fusion).__name__} is not")
         d_txt = text_encoder.output_dim
         self.text_encoder, self.image_encoder, self.fusion = text_encoder, image_encoder, fusion
-        if self.kind == "logits":  # decision level: two experts, one emission head each
-            d_img = image_encoder.output_dim
+        if self.kind == "logits":  # decision level: one expert per modality, each sees only it
             self.experts = nn.ModuleDict({
-                "text": TokenClassificationHead(d_txt, num_tags, dropout=dropout),
-                "image": ClassificationHead(d_txt + d_img, num_tags, hidden=d_txt,
-                                            dropout=dropout),
+                "text": TokenClassificationHead(d_txt, num_tags, dropout=dropout),  # h_t -> K
+                "image": ClassificationHead(image_encoder.output_dim, num_tags,
+                                            dropout=dropout),  # v -> K, once per sentence
             })
         else:
             d = d_txt if fusion is None else fusion.output_dim
@@ -125,13 +133,11 @@ class MultimodalTagger(nn.Module):
             return self.emissions(text.sequence)  # (B, T, K)
         image = encode(self.image_encoder, "image", batch)  # pooled (B, d_img)
         present = presence(batch, self.fusion.modalities)
+        if self.kind == "logits":
+            experts = self._expert_logits(text.sequence, image.pooled)
+            return self.fusion(experts, present)  # (B, T, K) log-probabilities
         T = text.sequence.shape[1]
         image_per_token = image.pooled.unsqueeze(1).expand(-1, T, -1)  # (B, T, d_img)
-        if self.kind == "logits":
-            token_and_image = torch.cat([text.sequence, image_per_token], dim=-1)  # (B, T, d)
-            experts = {"text": self.experts["text"](text.sequence),  # (B, T, K)
-                       "image": self.experts["image"](token_and_image)}  # (B, T, K)
-            return self.fusion(experts, present)  # (B, T, K) log-probabilities
         if self.kind == "sequence":  # every token attends over the image regions
             z = self.fusion({"text": text.sequence, "image": image.sequence}, present,
                             token_mask={"text": text.mask, "image": image.mask})  # (B, T, d)
@@ -139,21 +145,58 @@ class MultimodalTagger(nn.Module):
             z = self.fusion({"text": text.sequence, "image": image_per_token}, present)
         return self.emissions(z)  # (B, T, K)
 
+    def _expert_logits(self, h: Tensor, v: Tensor) -> dict[str, Tensor]:
+        """Decision level: each expert's tag logits from its own modality only."""
+        T = h.shape[1]
+        per_sentence = self.experts["image"](v)  # (B, K): a tag prior from the image alone
+        return {"text": self.experts["text"](h),  # (B, T, K), from h_t alone
+                "image": per_sentence.unsqueeze(1).expand(-1, T, -1)}  # (B, T, K)
+
+    def expert_logits(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The two experts' tag logits of a decision-level tagger, before they are fused.
+
+        Returns:
+            ``{"text": (B, T, K), "image": (B, T, K)}``. The text expert reads only the
+            token states, the image expert only the image vector (its ``K`` scores are the
+            same at every token of a sentence).
+
+        Raises:
+            ValueError: if the tagger's fusion is not decision-level.
+        """
+        if self.kind != "logits":
+            raise ValueError(f"expert_logits needs a decision-level tagger (fusion 'average', "
+                             f"'weighted_vote' or 'product_of_experts'), got fusion "
+                             f"{type(self.fusion).__name__}")
+        text = encode(self.text_encoder, "text", batch)  # sequence (B, T, d_txt)
+        image = encode(self.image_encoder, "image", batch)  # pooled (B, d_img)
+        return self._expert_logits(text.sequence, image.pooled)
+
     def loss(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Mean per-token cross-entropy (softmax head) or mean per-sentence CRF NLL.
 
         Tags equal to ``-100`` are ignored by the softmax head; the CRF needs a tag at every
         real token (it scores whole sequences).
         """
-        emissions, tags = self(batch), batch["tags"]  # (B, T, K), (B, T)
+        return self._loss(self(batch), batch)
+
+    def predict(self, batch: Mapping[str, Tensor]) -> list[list[int]]:
+        """The best tag sequence of each sentence, as long as its real tokens."""
+        return self._decode(self(batch), batch["token_mask"])
+
+    def loss_and_predict(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, list[list[int]]]:
+        """``(loss(batch), predict(batch))`` from one forward pass (what evaluation needs)."""
+        emissions = self(batch)  # (B, T, K)
+        return self._loss(emissions, batch), self._decode(emissions, batch["token_mask"])
+
+    def _loss(self, emissions: Tensor, batch: Mapping[str, Tensor]) -> Tensor:
+        tags = batch["tags"]  # (B, T)
         if self.crf is None:
             return F.cross_entropy(emissions.flatten(0, 1), tags.flatten(),
                                    ignore_index=IGNORE_INDEX)
         return self.crf(emissions, tags, batch["token_mask"])  # -log p(tags | x), mean over B
 
-    def predict(self, batch: Mapping[str, Tensor]) -> list[list[int]]:
-        """The best tag sequence of each sentence, as long as its real tokens."""
-        emissions, mask = self(batch), batch["token_mask"]  # (B, T, K), (B, T)
+    def _decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
+        """Best tags per sentence from emissions ``(B, T, K)`` and the token mask ``(B, T)``."""
         if self.crf is not None:
             return self.crf.decode(emissions, mask)  # Viterbi
         best = emissions.argmax(dim=-1).tolist()  # B lists of T ints
@@ -174,7 +217,8 @@ def build_tagger(
     tag_names: Sequence[str] | None = None,
     text_kwargs: Mapping[str, object] | None = None,
     image_kwargs: Mapping[str, object] | None = None,
-    **fusion_kwargs: object,
+    fusion_kwargs: Mapping[str, object] | None = None,
+    **more_fusion_kwargs: object,
 ) -> MultimodalTagger:
     """Wire a (multimodal) tagger from short names.
 
@@ -196,7 +240,10 @@ def build_tagger(
         tag_names: with ``head="crf"``, restrict the CRF to valid BIO sequences.
         text_kwargs: extra arguments of the text encoder.
         image_kwargs: extra arguments of the image encoder.
-        **fusion_kwargs: arguments of the fusion class.
+        fusion_kwargs: arguments of the fusion class as their own dict, each key checked
+            against the class's signature (a config or checkpoint cannot reach
+            ``image_kwargs`` and the other builder arguments).
+        **more_fusion_kwargs: more fusion arguments, for short calls; checked the same way.
 
     Returns:
         A :class:`MultimodalTagger`.
@@ -212,11 +259,15 @@ def build_tagger(
     text = make_text_encoder(encoder, vocab_size=vocab_size, dim=dim,
                              **{**text_kw, **(text_kwargs or {})})
     image, fused = None, None
+    if fusion is None and (fusion_kwargs or more_fusion_kwargs):
+        raise ValueError(f"fusion arguments {sorted({**(fusion_kwargs or {}), **more_fusion_kwargs})} "
+                         "were given but fusion is None (text only)")
     if fusion is not None:
         image = make_image_encoder(image_encoder, dim=dim, **(image_kwargs or {}))
         dims = {"text": text.output_dim, "image": image.output_dim}
         if fusion in FUSIONS and FUSIONS[fusion].input_kind == "logits":
             dims = dict.fromkeys(dims, num_tags)
-        fused = build_fusion(fusion, dims, **fusion_kwargs)
+        fused = build_fusion(fusion, dims, **fusion_arguments(fusion, fusion_kwargs,
+                                                              more_fusion_kwargs))
     return MultimodalTagger(text, image, fused, num_tags=num_tags, head=head, dropout=dropout,
                             tag_names=tag_names)

@@ -5,8 +5,23 @@ same functions, so a result in the book and a run on real data take one code pat
 
 * :mod:`mmtutor.tasks.ner` -- (multimodal) named entity recognition: :class:`NERConfig`,
   :func:`train_ner` -> :class:`NERRun` (``predict``, ``evaluate``, ``save``, ``load``).
+* :mod:`mmtutor.tasks.classify` -- image + text classification: :class:`ClassifyConfig`,
+  :func:`train_classifier` -> :class:`ClassifierRun` (``predict``, ``evaluate``, ``save``,
+  ``load``), on JSONL manifests or generated data.
+
+What both share (configs to and from JSON, validated checkpoints, the device, image
+statistics, run summaries) lives in one private module, ``mmtutor.tasks._run``.
 """
 
+from mmtutor.tasks._run import encoder_param_groups
+from mmtutor.tasks.classify import (
+    CLASSIFY_MODALITIES,
+    CLASSIFY_TEXT_ENCODERS,
+    ClassifierRun,
+    ClassifyConfig,
+    ClassifyEvaluation,
+    train_classifier,
+)
 from mmtutor.tasks.ner import (
     NER_ENCODERS,
     NER_FUSIONS,
@@ -29,4 +44,11 @@ __all__ = [
     "NER_ENCODERS",
     "NER_HEADS",
     "NER_FUSIONS",
+    "ClassifyConfig",
+    "ClassifyEvaluation",
+    "ClassifierRun",
+    "train_classifier",
+    "CLASSIFY_MODALITIES",
+    "CLASSIFY_TEXT_ENCODERS",
+    "encoder_param_groups",
 ]

@@ -1,0 +1,102 @@
+"""The scripts of ``benchmarks/`` run and produce the tables they promise.
+
+Each script's ``main`` runs on a tiny configuration; the tests check the columns, the rows
+and the files written, never a time: benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from devices import DEVICES
+
+from mmtutor.fusion import FUSIONS
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import attention_sdpa  # noqa: E402
+import fusion_cost  # noqa: E402
+import notebook_times  # noqa: E402
+
+TINY = ["--repeats", "1", "--warmup", "0"]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fusion_cost_has_every_fusion_at_every_width(device, tmp_path):
+    widths = [4, 8]
+    table = fusion_cost.main(["--widths", *map(str, widths), "--batch", "4", "--seq-len", "2",
+                              "--devices", device, "--results", str(tmp_path), *TINY])
+    assert list(table.columns) == fusion_cost.COLUMNS
+    assert set(table.fusion) == set(FUSIONS)  # names a missing fusion
+    assert len(table) == len(FUSIONS) * len(widths)
+    for name in FUSIONS:
+        assert sorted(table[table.fusion == name].width) == widths, name
+    assert (table.device == device).all()
+    tensor = table[table.fusion == "tensor"].set_index("width")
+    # TFN's output layer alone has (d + 1)^2 * 64 weights (+ 64 biases)
+    assert list(tensor.params) == [(d + 1) ** 2 * 64 + 64 for d in widths]
+    assert (tensor["fwd+bwd MFLOP"] > tensor["fwd MFLOP"]).all()
+    assert (table["peak MiB"] >= 0).all()
+    (check,) = table.attrs["check"]
+    # parameters do not depend on the machine: (129^2 * 64 + 64) / (2 * 4 * 129 * 64 + 64)
+    assert check["param ratio"] == pytest.approx(1_065_088 / 66_112)
+    assert check["param check"].startswith("PASS")
+    assert check["time check"].split()[0] in {"PASS", "FAIL"}
+    report = (tmp_path / "fusion_cost.md").read_text()
+    assert "# Fusion cost against modality width" in report and "- CPU: " in report
+    assert all(f"| {device} | {name} |" in report for name in FUSIONS)
+    assert "LowRankFusion (rank 4) vs TensorFusion" in report
+    assert (tmp_path / "fusion_cost.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_attention_sdpa_matches_the_naive_formula(device, tmp_path):
+    lengths = [1, 4]
+    table = attention_sdpa.main(["--lengths", *map(str, lengths), "--batch", "2", "--heads",
+                                 "2", "--d-k", "4", "--devices", device,
+                                 "--results", str(tmp_path), *TINY])
+    assert list(table.columns) == attention_sdpa.COLUMNS
+    assert len(table) == 2 * len(lengths)  # the kernels and the module, per length
+    assert table.what.str.startswith("kernel").sum() == len(lengths)
+    assert table.what.str.startswith("CrossAttentionFusion").sum() == len(lengths)
+    assert (table["max abs diff"] < 1e-4).all()
+    assert "scaled_dot_product_attention" in (tmp_path / "attention_sdpa.md").read_text()
+
+
+def test_naive_attention_leaves_masked_keys_out():
+    import torch
+
+    Q, K, V = torch.randn(1, 1, 2, 3), torch.randn(1, 1, 3, 3), torch.randn(1, 1, 3, 3)
+    keep = torch.tensor([True, True, False]).view(1, 1, 1, 3)
+    out = attention_sdpa.naive_attention(Q, K, V, keep)
+    torch.testing.assert_close(out, attention_sdpa.naive_attention(Q, K[..., :2, :],
+                                                                   V[..., :2, :], keep[..., :2]))
+
+
+def test_notebook_times_dry_run_lists_every_notebook(tmp_path, capsys):
+    table = notebook_times.main(["--dry-run", "--results", str(tmp_path)])
+    notebooks = sorted(p.name for p in (notebook_times.ROOT / "notebooks").glob("*.ipynb"))
+    assert list(table.columns) == notebook_times.COLUMNS
+    assert [Path(n).name for n in table.notebook[:-1]] == notebooks
+    assert table.notebook.iloc[-1] == "total"
+    assert list(table["budget s"]) == [90.0] * len(notebooks) + [600.0]
+    assert (table.result[:-1] == "dry run").all()
+    assert "--nbmake" in capsys.readouterr().out
+    assert "| total |" in (tmp_path / "notebook_times.md").read_text()
+
+
+def test_notebook_times_marks_a_budget_exceeded(tmp_path, monkeypatch):
+    fake = {"a.ipynb": 95.0, "b.ipynb": 10.0}
+    for name in fake:
+        (tmp_path / name).write_text("{}")
+    monkeypatch.setattr(notebook_times, "run_one", lambda nb: (fake[nb.name], "passed"))
+    args = [str(tmp_path / n) for n in fake] + ["--results", str(tmp_path)]
+    table = notebook_times.main(args)
+    assert list(table["within budget"]) == ["**OVER**", "yes", "yes"]
+    assert table.seconds.iloc[-1] == pytest.approx(105.0)
+    assert "**OVER**" in (tmp_path / "notebook_times.md").read_text()
+    with pytest.raises(SystemExit) as stop:
+        notebook_times.main(args + ["--strict"])
+    assert stop.value.code == 1
