@@ -36,7 +36,7 @@ book: $(STAMP)
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 test: lint
-	tools/offline.sh $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=$(NB_TIMEOUT) -p no:cacheprovider
+	tools/offline.sh $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=$(NB_TIMEOUT) -p no:cacheprovider --durations=15
 
 # Benchmarks print tables and write benchmarks/results/*.md; they are not tests (see README).
 bench: $(STAMP)
