@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from devices import DEVICES
+from test_models import make_batch
 
 from mmtutor.models import build_tagger
 
@@ -13,18 +14,11 @@ DECISION = ["average", "weighted_vote", "product_of_experts"]
 
 
 def batch_of(device: str, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Three sentences of lengths 5, 3 and 1 with their images (all present)."""
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
-    batch = {
-        "tokens": torch.randint(2, 30, (3, 5), generator=g) * mask,
-        "token_mask": mask,
-        "chars": torch.randint(1, 20, (3, 5, 4), generator=g) * mask[..., None],
-        "image": torch.randn(3, 3, 16, 16, generator=g),
-        "text_present": torch.ones(3, dtype=torch.bool),
-        "image_present": torch.ones(3, dtype=torch.bool),
-    }
-    return {k: v.to(device) for k, v in batch.items()}
+    """``test_models.make_batch`` (sentence lengths 5, 3, 1) with every modality present."""
+    batch = make_batch(device, seed)
+    batch["text_present"] = torch.ones_like(batch["text_present"])
+    batch["image_present"] = torch.ones_like(batch["image_present"])
+    return batch
 
 
 def tagger(fusion: str, device: str):
