@@ -11,12 +11,12 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+
+from mmtutor.fusion.cost import median_seconds as _median_seconds
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # The profiler (CPU peak memory) logs a harmless "gpuGetDeviceCount failed" on machines
@@ -94,17 +94,8 @@ def sync(device: str) -> None:
 
 
 def median_seconds(fn: Callable[[], object], device: str, *, repeats: int, warmup: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """:func:`mmtutor.fusion.cost.median_seconds` (one definition for the book and the benchmarks)."""
+    return _median_seconds(fn, device=device, repeats=repeats, warmup=warmup)
 
 
 MEMORY_NOTE = (

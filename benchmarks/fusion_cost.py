@@ -39,13 +39,12 @@ from _common import (
     devices,
     machine_header,
     markdown_table,
-    median_seconds,
     peak_memory_bytes,
     write_report,
 )
-from torch.utils.flop_counter import FlopCounterMode
 
-from mmtutor.fusion import FUSION_LEVELS, FUSIONS, Fusion, build_fusion
+from mmtutor.fusion import FUSIONS, build_fusion
+from mmtutor.fusion.cost import fusion_inputs, measure_fusion
 
 OUTPUT_DIM = 64
 RANK = 4
@@ -71,49 +70,16 @@ COLUMNS = ["device", "fusion", "level", "input", "width", "params", "fwd MFLOP",
            "fwd+bwd MFLOP", "fwd ms", "fwd+bwd ms", "peak MiB"]
 
 
-def make_inputs(fusion: Fusion, width: int, batch: int, seq_len: int,
-                device: str) -> dict[str, torch.Tensor]:
-    """Random inputs of the fusion's kind: ``(B, d)``, ``(B, T, d)`` or logits ``(B, C=d)``."""
-    g = torch.Generator().manual_seed(0)
-    shape = (batch, seq_len, width) if fusion.input_kind == "sequence" else (batch, width)
-    return {m: torch.randn(*shape, generator=g).to(device).requires_grad_()
-            for m in fusion.modalities}
-
-
 def measure(name: str, width: int, device: str, *, batch: int, seq_len: int, repeats: int,
             warmup: int) -> dict:
-    """One row of the table: the fusion ``name`` at ``width`` on ``device``."""
+    """One row of the table: :func:`mmtutor.fusion.cost.measure_fusion`, plus peak memory."""
+    row = measure_fusion(name, width, batch=batch, seq_len=seq_len, repeats=repeats,
+                         warmup=warmup, device=device, **CONFIGS[name])
     torch.manual_seed(0)
     fusion = build_fusion(name, {"text": width, "image": width}, **CONFIGS[name]).to(device)
-    x = make_inputs(fusion, width, batch, seq_len, device)
-
-    def forward() -> None:
-        with torch.no_grad():
-            fusion(x)
-
-    def forward_backward() -> None:
-        fusion(x).sum().backward()
-
-    flops = {}
-    for label, fn in (("fwd", forward), ("fwd+bwd", forward_backward)):
-        with FlopCounterMode(display=False) as counter:
-            fn()
-        flops[label] = counter.get_total_flops()
-    fusion.zero_grad(set_to_none=True)
-    return {
-        "device": device,
-        "fusion": name,
-        "level": FUSION_LEVELS[name],
-        "input": fusion.input_kind,
-        "width": width,
-        "params": sum(p.numel() for p in fusion.parameters()),
-        "fwd MFLOP": flops["fwd"] / 1e6,
-        "fwd+bwd MFLOP": flops["fwd+bwd"] / 1e6,
-        "fwd ms": 1e3 * median_seconds(forward, device, repeats=repeats, warmup=warmup),
-        "fwd+bwd ms": 1e3 * median_seconds(forward_backward, device, repeats=repeats,
-                                           warmup=warmup),
-        "peak MiB": peak_memory_bytes(forward_backward, device) / 2**20,
-    }
+    x = fusion_inputs(fusion, width, batch=batch, seq_len=seq_len, device=device)
+    row["peak MiB"] = peak_memory_bytes(lambda: fusion(x).sum().backward(), device) / 2**20
+    return {"device": device, **row}
 
 
 def lmf_vs_tfn(table: pd.DataFrame, device: str, **kw) -> dict:

@@ -17,6 +17,10 @@ The model and training options of both commands are generated from the fields of
 :class:`~mmtutor.tasks.NERConfig` and :class:`~mmtutor.tasks.ClassifyConfig` (types,
 choices, help text), so the command line and the Python API cannot drift apart.
 
+Both run data-parallel under ``torchrun`` unchanged, e.g. ``torchrun --nproc_per_node 2 -m
+mmtutor classify ...`` (see :mod:`mmtutor.distributed`): every process trains on its share of
+each batch, and rank 0 alone prints the report and writes the files.
+
 Errors in the input (a malformed line, a missing image, a label the training file lacks,
 an unreadable checkpoint, an unavailable device) end the run with one line on stderr,
 ``mmtutor <command>: error: ...``, and exit status 2.
@@ -84,6 +88,8 @@ def add_config_options(group: argparse._ArgumentGroup, config_cls: type, *,
             kwargs.update(nargs="+", type=typing.get_args(base)[0], metavar="N")
         elif typing.get_origin(base) is dict:
             kwargs.update(type=_json_object, metavar="JSON")
+        elif base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
         elif base in (int, float, str):
             kwargs["type"] = base
         if "choices" in f.metadata:
@@ -186,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str) -> None:
+    """Print ``line`` once: in the only process, or in rank 0 under ``torchrun``."""
+    from mmtutor.distributed import is_main_process
+
+    if is_main_process():
+        print(line)
+
+
 # ----------------------------------------------------------------------------------- ner
 def _read(args: argparse.Namespace) -> dict[str, list]:
     """Read the three files; a malformed line raises ``ValueError('file:line: ...')``."""
@@ -226,6 +240,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def _run_ner(args: argparse.Namespace) -> int:
     _check(args)
+    from mmtutor.distributed import is_main_process
     from mmtutor.tasks import NERConfig, image_paths, train_ner, write_conll
     from mmtutor.tasks._run import write_json
     from mmtutor.utils import get_device
@@ -238,9 +253,11 @@ def _run_ner(args: argparse.Namespace) -> int:
         images = tuple(image_paths(corpora[name]) for name in ("train", "dev", "test"))
     sizes = ", ".join(f"{k} {len(v)}" for k, v in corpora.items())
     mode = "text only" if images is None else f"text + image ({config.fusion})"
-    print(f"{PROG} ner: {sizes} sentences; {config.encoder}-{config.head}, {mode}, on {device}")
+    _say(f"{PROG} ner: {sizes} sentences; {config.encoder}-{config.head}, {mode}, on {device}")
     run = train_ner(corpora["train"], corpora["dev"], corpora["test"], images=images,
                     config=config, progress=not args.no_progress)
+    if not is_main_process():  # under torchrun, rank 0 alone reports and writes the files
+        return 0
     test = run.test
     print(f"\nbest dev entity F1 (strict): {run.dev_f1:.4f}\n")
     print("test, entity level (seqeval, strict IOB2):")
@@ -265,6 +282,7 @@ def _run_ner(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ classify
 def _run_classify(args: argparse.Namespace) -> int:
     from mmtutor.data import read_manifest
+    from mmtutor.distributed import is_main_process
     from mmtutor.tasks import ClassifyConfig, train_classifier
     from mmtutor.tasks._run import write_json
     from mmtutor.utils import get_device
@@ -281,9 +299,11 @@ def _run_classify(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {len(v)} ({sum(e.image is not None for e in v)} images, "
                        f"{sum(e.text is not None for e in v)} texts)" for k, v in splits.items())
     what = config.fusion if config.modality == "both" else f"{config.modality} only"
-    print(f"{PROG} classify: {counts}; {what}, on {device}")
+    _say(f"{PROG} classify: {counts}; {what}, on {device}")
     run = train_classifier(splits["train"], splits["dev"], splits["test"], config=config,
                            progress=not args.no_progress)
+    if not is_main_process():  # under torchrun, rank 0 alone reports and writes the files
+        return 0
     print(f"\nbest dev {config.metric}: {run.dev_score:.4f}\n")
     print("test, per class (scikit-learn):")
     print(run.test.report.to_string(float_format=lambda v: f"{v:.4f}"))

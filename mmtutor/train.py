@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from mmtutor import distributed
 from mmtutor import metrics as mm
 from mmtutor.checkpoints import load_checkpoint, save_checkpoint
 from mmtutor.utils import get_device, seed_everything
@@ -128,6 +129,12 @@ def fit(
         One row per epoch: ``epoch``, ``train_loss``, then (with ``val_loader``)
         ``val_loss`` and ``val_<metric>``, and ``seconds``.
 
+    Under ``torchrun --nproc_per_node N`` the same call trains data-parallel (see
+    :mod:`mmtutor.distributed`): each process reads ``1/N`` of every batch of
+    ``train_loader``, DDP averages the gradients, the validation metric is computed over
+    all processes' predictions, and only rank 0 shows progress. The result matches one
+    process with the same loader, up to floating-point rounding (and BatchNorm statistics).
+
     Note:
         Training switches cuDNN to deterministic kernels (``seed_everything``); the previous
         ``torch.backends.cudnn.deterministic`` and ``benchmark`` settings are restored when
@@ -141,9 +148,13 @@ def fit(
         raise ValueError(f"patience must be None or a positive integer with a val_loader, "
                          f"got patience={patience!r}, val_loader={val_loader!r}")
     seed_everything(seed)
-    device = get_device(device)
+    device = distributed.setup(get_device(device))  # cuda:LOCAL_RANK under torchrun
     amp = _check_amp(amp, device)
     model.to(device)
+    net = distributed.wrap(model, device)  # net(batch) is model.loss(batch); DDP under torchrun
+    train_loader = distributed.shard_train_loader(train_loader, seed=seed)  # 1/N of each batch
+    if val_loader is not None:
+        val_loader = distributed.shard_eval_loader(val_loader)  # every N-th sample
     params = [p for p in model.parameters() if p.requires_grad]  # frozen encoders stay put
     optimizer = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)  # scales fp16 losses against underflow
@@ -154,14 +165,16 @@ def fit(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1)) if steps else None
     name = _metric_name(metric)
     history, best_score, best_state, stale = [], -math.inf, None, 0
-    bar = tqdm(range(1, epochs + 1), desc="epochs", disable=not progress)
+    bar = tqdm(range(1, epochs + 1), desc="epochs",
+               disable=not progress or not distributed.is_main_process())
     for epoch in bar:
         start, total, seen = time.perf_counter(), 0.0, 0
+        distributed.set_epoch(train_loader, epoch)  # a new shuffle per epoch under torchrun
         model.train()
         for batch in train_loader:
             batch = move_batch(batch, device)
             with torch.autocast(device.type, enabled=amp):
-                loss = model.loss(batch)  # scalar
+                loss = net(batch)  # scalar: model.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if clip_grad_norm is not None:
@@ -174,9 +187,10 @@ def fit(
                 scheduler.step()  # advance the schedule only after a real optimizer step
             n = _batch_size(batch)
             total, seen = total + loss.item() * n, seen + n
+        total, seen = distributed.all_reduce_sum(total, seen, device=device)  # all processes
         row = {"epoch": epoch, "train_loss": total / max(seen, 1)}
         if val_loader is not None:
-            scores = evaluate(model, val_loader, device=device, metric=metric, tag_names=tag_names)
+            scores = _validate(model, val_loader, device, metric, tag_names)
             row.update({"val_loss": scores["loss"], f"val_{name}": scores[name]})
             if scores[name] > best_score:  # keep the best weights (higher is better)
                 best_score, best_state, stale = scores[name], _copy_state(model), 0
@@ -240,7 +254,11 @@ def _unpadded(tags: torch.Tensor, predicted: list[list[int]]) -> tuple[list, lis
 
 @torch.no_grad()
 def _collect(model: nn.Module, loader: Iterable, device: torch.device):
-    """Mean loss, gold labels and predictions over ``loader``, in eval mode."""
+    """Summed loss, sample count, gold labels and predictions over ``loader``, in eval mode.
+
+    Gold labels and predictions are arrays ``(N,)`` for classifiers, lists of tag lists for
+    taggers (one per sentence, without padding).
+    """
     model.eval()
     total, seen, gold, pred, tagger = 0.0, 0, [], [], False
     one_pass = getattr(model, "loss_and_predict", None)
@@ -260,11 +278,28 @@ def _collect(model: nn.Module, loader: Iterable, device: torch.device):
         else:
             gold.append(batch["label"].cpu())
             pred.append(guess.cpu())
+    if gold and not tagger:
+        gold, pred = torch.cat(gold).numpy(), torch.cat(pred).numpy()
+    return total, seen, gold, pred
+
+
+def _mean_loss(total: float, seen: int) -> float:
     if seen == 0:
         raise ValueError("loader yielded no batches; cannot evaluate on an empty data set")
-    if not tagger:
-        gold, pred = torch.cat(gold).numpy(), torch.cat(pred).numpy()
-    return total / seen, gold, pred
+    return total / seen
+
+
+def _validate(model: nn.Module, loader: Iterable, device: torch.device, metric: Metric,
+              tag_names: list[str] | None) -> dict[str, float]:
+    """:func:`evaluate` inside :func:`fit`: under ``torchrun`` each process scores its shard
+    and the metric is computed once over all processes' predictions (the same everywhere)."""
+    parts = distributed.gather(_collect(model, loader, device))  # one (total, seen, ...) per rank
+    total, seen = sum(p[0] for p in parts), sum(p[1] for p in parts)
+    gold = [g for p in parts for g in p[2]]  # sentences, or labels, of every shard
+    pred = [g for p in parts for g in p[3]]
+    if any(not isinstance(p[2], list) for p in parts):  # classifiers: back to arrays (N,)
+        gold, pred = np.asarray(gold), np.asarray(pred)
+    return {"loss": _mean_loss(total, seen), _metric_name(metric): _score(metric, gold, pred, tag_names)}
 
 
 def _score(metric: Metric, gold, pred, tag_names: list[str] | None) -> float:
@@ -311,8 +346,8 @@ def evaluate(
     """
     device = get_device(device)
     model.to(device)
-    loss, gold, pred = _collect(model, loader, device)
-    return {"loss": loss, _metric_name(metric): _score(metric, gold, pred, tag_names)}
+    total, seen, gold, pred = _collect(model, loader, device)
+    return {"loss": _mean_loss(total, seen), _metric_name(metric): _score(metric, gold, pred, tag_names)}
 
 
 @torch.no_grad()

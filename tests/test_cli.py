@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmtutor.cli import main
+from mmtutor.cli import build_parser, main
 from mmtutor.data import read_conll
 from mmtutor.tasks import ClassifierRun, NERRun
 
@@ -427,3 +427,11 @@ def test_classify_option_errors_are_one_line(manifest, capsys):
     assert "takes no argument 'weights'" in one_error_line(capsys)
     assert run_classify(manifest, "--dim", "0") == 2
     assert "dim must be" in one_error_line(capsys)
+
+
+def test_bool_config_fields_are_on_off_flags():
+    parser = build_parser()
+    base = ["ner", "--train", "a", "--dev", "b", "--test", "c"]
+    assert parser.parse_args(base).freeze_word_vectors is False
+    assert parser.parse_args([*base, "--freeze-word-vectors"]).freeze_word_vectors is True
+    assert parser.parse_args([*base, "--no-freeze-word-vectors"]).freeze_word_vectors is False

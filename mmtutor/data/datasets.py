@@ -69,9 +69,8 @@ def _pad_2d(seqs: Sequence[torch.Tensor], value: int) -> tuple[torch.Tensor, tor
     """Stack 1-D tensors into ``(B, T)`` padded with ``value``; also return the ``(B, T)`` mask."""
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
     width = max(1, int(lengths.max()) if len(seqs) else 1)
-    out = torch.full((len(seqs), width), value, dtype=torch.long)  # (B, T)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
+    out = torch.nn.utils.rnn.pad_sequence(list(seqs), batch_first=True, padding_value=value)
+    out = torch.nn.functional.pad(out, (0, width - out.shape[1]), value=value)  # (B, T)
     mask = torch.arange(width)[None, :] < lengths[:, None]  # (B, T)
     return out, mask
 
