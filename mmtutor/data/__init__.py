@@ -10,6 +10,9 @@ Generated (offline, deterministic from a seed):
 Real data (when ``$MMTUTOR_DATA`` holds it, see :func:`find_real_data`):
 :func:`read_conll`, :func:`read_twitter_mner`, :func:`read_manifest`; and
 :func:`write_manifest`, which writes a generated data set as image files + JSONL manifests.
+
+Shipped real data: :func:`load_wnut17` -- the WNUT-17 tweet NER corpus (CC-BY 4.0,
+Derczynski et al. 2017), read from the package, offline.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from mmtutor.data.tags import (
     to_iob2,
 )
 from mmtutor.data.vocab import PAD, UNK, CharVocab, Vocab, tokenize
+from mmtutor.data.wnut17 import WNUT17_FILES, WNUT17_TYPES, WNUT17Splits, load_wnut17
 
 __all__ = [
     # generators
@@ -101,6 +105,10 @@ __all__ = [
     "find_real_data",
     "DATA_ENV",
     "REAL_DATA_LAYOUTS",
+    "load_wnut17",
+    "WNUT17Splits",
+    "WNUT17_FILES",
+    "WNUT17_TYPES",
     # images
     "load_image",
     "image_transform",

@@ -4,12 +4,19 @@ Text: :class:`BagOfEmbeddings`, :class:`BiLSTMEncoder` (+ :class:`CharCNN`),
 :class:`TransformerTextEncoder`, :class:`PretrainedTextEncoder` (MiniLM, local folder).
 Image: :class:`SmallCNN`, :class:`ResNet18Encoder`. By name: :func:`build_text_encoder`,
 :func:`build_image_encoder`.
+Pretrained word vectors (GloVe, ``mmtutor[vectors]``): :func:`load_word_table`,
+:func:`load_word_vectors`, :func:`init_word_embedding`.
 """
 
 from mmtutor.encoders.chars import CharCNN
 from mmtutor.encoders.image import ResNet18Encoder, SmallCNN, check_image
 from mmtutor.encoders.output import EncoderOutput, masked_mean
-from mmtutor.encoders.pretrained import PretrainedTextEncoder, minilm_path
+from mmtutor.encoders.pretrained import (
+    WORD_POOLINGS,
+    PretrainedTextEncoder,
+    minilm_path,
+    pool_words,
+)
 from mmtutor.encoders.registry import (
     IMAGE_ENCODERS,
     TEXT_ENCODERS,
@@ -17,6 +24,16 @@ from mmtutor.encoders.registry import (
     build_text_encoder,
 )
 from mmtutor.encoders.text import BagOfEmbeddings, BiLSTMEncoder, TransformerTextEncoder
+from mmtutor.encoders.word_vectors import (
+    WORD_VECTORS,
+    WordTable,
+    check_word_vectors,
+    init_word_embedding,
+    load_word_table,
+    load_word_vectors,
+    word_embedding,
+    word_vector_kwargs,
+)
 
 __all__ = [
     "EncoderOutput",
@@ -27,6 +44,8 @@ __all__ = [
     "TransformerTextEncoder",
     "PretrainedTextEncoder",
     "minilm_path",
+    "pool_words",
+    "WORD_POOLINGS",
     "SmallCNN",
     "ResNet18Encoder",
     "check_image",
@@ -34,4 +53,12 @@ __all__ = [
     "IMAGE_ENCODERS",
     "build_text_encoder",
     "build_image_encoder",
+    "WORD_VECTORS",
+    "WordTable",
+    "load_word_table",
+    "load_word_vectors",
+    "init_word_embedding",
+    "word_embedding",
+    "word_vector_kwargs",
+    "check_word_vectors",
 ]

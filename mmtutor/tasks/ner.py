@@ -53,6 +53,7 @@ from mmtutor.data import (
     Vocab,
     make_loaders,
 )
+from mmtutor.encoders import init_word_embedding, word_embedding, word_vector_kwargs
 from mmtutor.models import MultimodalTagger, build_tagger
 from mmtutor.tasks._evaluation import NEREvaluation
 from mmtutor.tasks._ner_data import (
@@ -111,6 +112,8 @@ class NERRun:
         test: the test-split :class:`NEREvaluation`, if a test split was given.
         sizes: number of sentences per split.
         train_seconds: wall time of training.
+        word_vector_coverage: with ``config.word_vectors``, the share of the vocabulary the
+            pretrained vectors cover (``None`` otherwise, and once loaded).
     """
 
     config: NERConfig
@@ -125,6 +128,7 @@ class NERRun:
     test: NEREvaluation | None = None
     sizes: dict[str, int] = field(default_factory=dict)
     train_seconds: float = 0.0
+    word_vector_coverage: float | None = None
 
     @property
     def multimodal(self) -> bool:
@@ -205,6 +209,7 @@ class NERRun:
             "sizes": dict(self.sizes),
             "dev_entity_f1_strict": self.dev_f1,
             "train_seconds": self.train_seconds,
+            "word_vector_coverage": self.word_vector_coverage,
             "test": None if self.test is None else self.test.to_dict(),
             "history": history_records(self.history),
         }
@@ -265,7 +270,9 @@ class NERRun:
 
 def _build_model(config: NERConfig, tag_names: list[str], vocab: Vocab | None,
                  char_vocab: CharVocab | None) -> MultimodalTagger:
-    return build_tagger(
+    """The tagger of ``config``; pretrained word vectors are copied in by :func:`train_ner`
+    only (a checkpoint holds them in its weights)."""
+    model = build_tagger(
         vocab_size=len(vocab) if vocab is not None else 2,
         num_tags=len(tag_names),
         char_vocab_size=len(char_vocab) if char_vocab is not None else None,
@@ -277,7 +284,11 @@ def _build_model(config: NERConfig, tag_names: list[str], vocab: Vocab | None,
         dropout=config.dropout,
         tag_names=tag_names if config.head == "crf" else None,
         fusion_kwargs=config.fusion_kwargs if config.fusion is not None else None,
+        text_kwargs=word_vector_kwargs(config.encoder, config.word_vectors, config.dim),
     )
+    if config.freeze_word_vectors:
+        word_embedding(model.text_encoder).weight.requires_grad_(False)
+    return model
 
 
 def train_ner(
@@ -353,6 +364,9 @@ def train_ner(
     model = _build_model(config, tag_map.tags, vocab, char_vocab)
     run = NERRun(config, model, tag_map.tags, vocab, char_vocab, mean, std,
                  sizes={k: len(v) for k, v in splits.items()})
+    if config.word_vectors is not None:
+        run.word_vector_coverage = init_word_embedding(
+            model.text_encoder, config.word_vectors, vocab, freeze=config.freeze_word_vectors)
     train_ds = run.dataset(splits["train"], split_images["train"])
     dev_ds = run.dataset(splits["dev"], split_images["dev"]) if "dev" in splits else None
     loaders = make_loaders(train_ds, dev_ds, batch_size=config.batch_size, seed=config.seed)
