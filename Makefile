@@ -5,16 +5,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mmtutor-installed
-EXTRAS ?= book,pretrained,dev
+EXTRAS ?= book,pretrained,vectors,dev
 # Per-cell time limit for notebooks run by the tests (training cells take tens of seconds).
 NB_TIMEOUT ?= 600
 
-.PHONY: help install book test lint lab clean bench
+.PHONY: help install book check-book test lint lab student-copies clean bench
 
 help:
 	@echo "make book   build the HTML book, executing every notebook  -> _build/html/index.html"
+	@echo "make check-book  open every built page in Chromium, fail on what a reader would see"
 	@echo "make test   lint, package tests, then every notebook (offline) through nbmake"
-	@echo "make lab    open the notebooks in JupyterLab"
+	@echo "make lab    open the notebooks in JupyterLab (with jupyterlab-myst, the lab extra)"
+	@echo "make student-copies  chapters and assignments without solutions  -> _build/student/"
 	@echo "make bench  time every notebook, measure what each fusion costs  -> benchmarks/results/"
 	@echo "make clean  remove build outputs (keeps .venv); 'make clean-all' also removes .venv"
 
@@ -35,6 +37,11 @@ book: $(STAMP)
 	tools/offline.sh $(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
+# Open every built page in headless Chromium (network blocked) at 1280 and 390 px; see the tool.
+check-book: $(STAMP)
+	tools/install_chromium.sh
+	$(PY) tools/check_book.py _build/html
+
 test: lint
 	tools/offline.sh $(PY) -m pytest tests notebooks --nbmake --nbmake-timeout=$(NB_TIMEOUT) -p no:cacheprovider --durations=15
 
@@ -44,8 +51,14 @@ bench: $(STAMP)
 	tools/offline.sh $(PY) benchmarks/fusion_cost.py
 	tools/offline.sh $(PY) benchmarks/attention_sdpa.py
 
+# The lab extra adds jupyterlab-myst: JupyterLab then renders the chapters' MyST markup.
 lab: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[lab]"
 	$(VENV)/bin/jupyter lab notebooks
+
+# For courses without nbgrader (book/assignments.md).
+student-copies: $(STAMP)
+	$(PY) tools/student_copies.py _build/student
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
