@@ -14,13 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ddp_cases
 import pytest
 import torch
+from test_cli import CLASSIFY_FAST, manifest  # noqa: F401  (manifest is a fixture)
 from torch.utils.data import DataLoader, DistributedSampler
 
-import ddp_cases
 from mmtutor import distributed
-from test_cli import CLASSIFY_FAST, manifest  # noqa: F401  (manifest is a fixture)
 
 TESTS = Path(__file__).resolve().parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
