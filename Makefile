@@ -9,13 +9,14 @@ EXTRAS ?= book,pretrained,vectors,dev
 # Per-cell time limit for notebooks run by the tests (training cells take tens of seconds).
 NB_TIMEOUT ?= 600
 
-.PHONY: help install book check-book test lint lab student-copies clean bench
+.PHONY: help install book check-book test lint lab check-lab student-copies clean bench
 
 help:
 	@echo "make book   build the HTML book, executing every notebook  -> _build/html/index.html"
 	@echo "make check-book  open every built page in Chromium, fail on what a reader would see"
 	@echo "make test   lint, package tests, then every notebook (offline) through nbmake"
 	@echo "make lab    open the notebooks in JupyterLab (with jupyterlab-myst, the lab extra)"
+	@echo "make check-lab  open chapters in 'make lab' in Chromium, fail on unrendered MyST"
 	@echo "make student-copies  chapters and assignments without solutions  -> _build/student/"
 	@echo "make bench  time every notebook, measure what each fusion costs  -> benchmarks/results/"
 	@echo "make clean  remove build outputs (keeps .venv); 'make clean-all' also removes .venv"
@@ -50,11 +51,19 @@ bench: $(STAMP)
 	$(PY) benchmarks/notebook_times.py
 	tools/offline.sh $(PY) benchmarks/fusion_cost.py
 	tools/offline.sh $(PY) benchmarks/attention_sdpa.py
+	tools/offline.sh $(PY) benchmarks/ner_real.py
 
 # The lab extra adds jupyterlab-myst: JupyterLab then renders the chapters' MyST markup.
 lab: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[lab]"
 	$(VENV)/bin/jupyter lab notebooks
+
+# What `make lab` shows, in headless Chromium (network cut off): exercise boxes, collapsed
+# solutions, math, no raw MyST; notes what jupyterlab-myst cannot show (glue). Not in CI.
+check-lab: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[lab]"
+	tools/install_chromium.sh
+	tools/offline.sh $(PY) tools/check_lab.py
 
 # For courses without nbgrader (book/assignments.md).
 student-copies: $(STAMP)

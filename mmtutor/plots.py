@@ -146,7 +146,7 @@ def plot_vs_ceiling(
     for i, (name, value) in enumerate(ceilings.items()):
         ax.axhline(value, linestyle="--", color=palette[i], label=f"{name} ({value:.3f})")
     if ceilings:
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="lower right", fontsize=9)  # 9 pt: legible at the column width
     ax.tick_params(axis="x", labelrotation=30)
     return ax
 
@@ -237,5 +237,5 @@ def plot_reliability(probs: object, y: object, *, n_bins: int = 15,
     ece = expected_calibration_error(probs, y, n_bins)
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy",
            title=f"ECE = {ece:.3f}")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="upper left", fontsize=9)  # 9 pt: legible at the column width
     return ax

@@ -63,6 +63,8 @@ PAGES = {
     "nan": "<table><tr><th>gain</th></tr><tr><td>NaN</td></tr></table>",
     "shrunk": '<figure><img src="big.png" alt="Big" style="width:100%">'
     "<figcaption>Big.</figcaption></figure>",
+    "stderr": '<div class="cell_output docutils container"><div class="output stderr">'
+    "<pre>UserWarning: the kernel said something</pre></div></div>",
 }
 EXPECTED = {
     "console": ("console", "boom"),
@@ -78,6 +80,7 @@ EXPECTED = {
     "wide_inline": ("overflow", "text"),
     "nan": ("nan", "NaN"),
     "shrunk": ("shrunk", "of its 2000 px"),
+    "stderr": ("stderr", "UserWarning"),
 }
 
 
@@ -124,7 +127,7 @@ def test_broken_anchor_is_reported(findings):
 
 
 def test_phone_allows_a_wide_table_only_in_a_scroll_box():
-    seen = {"rawText": [], "images": [], "nanCells": [], "overflow": [
+    seen = {"rawText": [], "images": [], "nanCells": [], "stderr": [], "overflow": [
         {"kind": "table", "width": 900, "column": 358, "scrolls": True, "where": "", "text": ""},
         {"kind": "code", "width": 900, "column": 358, "scrolls": True, "where": "", "text": ""},
     ]}

@@ -15,6 +15,7 @@ width (390 px) with every request to another host blocked, and reports, page by 
 * ``overflow``  a code block, table or display equation wider than its column (rule below),
   or any other element (a long inline formula, an unbreakable word) that runs past it;
 * ``nan``       ``NaN`` shown in a table cell;
+* ``stderr``    a cell's stderr output on the page (a kernel warning, a progress bar);
 * ``toc``       a page that no table-of-contents link reaches.
 
 Width rule (allowance 8 px, for sub-pixel rounding and borders): code blocks must fit the
@@ -194,6 +195,9 @@ def judge(page: str, width: str, seen: dict) -> list[Finding]:
             )
     for cell in seen["nanCells"]:
         add("nan", f"{cell['text']!r} in a table {cell['where']}")
+    if width == "laptop":  # the same output at both widths: report it once
+        for out in seen["stderr"]:
+            add("stderr", f"a cell wrote to stderr {out['where']}: {out['text']!r}")
     return found
 
 

@@ -5,7 +5,7 @@ async ({ allowance, contentSelectors }) => {
   const column =
     contentSelectors.map((s) => document.querySelector(s)).find((el) => el) || document.body;
   const out = {
-    column: 0, rawText: [], images: [], overflow: [], nanCells: [], links: [], ids: [],
+    column: 0, rawText: [], images: [], overflow: [], nanCells: [], stderr: [], links: [], ids: [],
   };
 
   // Make every image load (lazy ones too) and wait for it, so naturalWidth means something.
@@ -117,7 +117,12 @@ async ({ allowance, contentSelectors }) => {
     }
   }
 
-  // 5. Links and ids, checked in Python against the built files.
+  // 5. What a cell wrote to stderr (a warning, a progress bar): the reader sees it as noise.
+  for (const el of column.querySelectorAll(".cell_output .stderr, .cell_output .output.stderr")) {
+    out.stderr.push({ text: el.textContent.trim().slice(0, 120), where: anchorOf(el) });
+  }
+
+  // 6. Links and ids, checked in Python against the built files.
   for (const a of document.querySelectorAll("a[href]")) {
     out.links.push({ href: a.href, raw: a.getAttribute("href"), text: label(a) });
   }
