@@ -69,6 +69,15 @@ def _base_type(hint: object) -> tuple[object, bool]:
     return hint, False
 
 
+def _or_none(base: type) -> Any:
+    """An argparse type that reads ``none`` as ``None`` (``--patience none``), else ``base``."""
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else base(text)
+
+    parse.__name__ = base.__name__  # argparse names the type in its "invalid int value" errors
+    return parse
+
+
 def add_config_options(group: argparse._ArgumentGroup, config_cls: type, *,
                        defaults: dict[str, Any] | None = None) -> None:
     """Add one ``--option`` per field of a task config dataclass (type, choices, help).
@@ -80,7 +89,7 @@ def add_config_options(group: argparse._ArgumentGroup, config_cls: type, *,
     """
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
-        base, _ = _base_type(hints[f.name])
+        base, optional = _base_type(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         default = (defaults or {}).get(f.name, default)
         kwargs: dict[str, Any] = {"dest": f.name, "default": default}
@@ -91,9 +100,9 @@ def add_config_options(group: argparse._ArgumentGroup, config_cls: type, *,
         elif base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif base in (int, float, str):
-            kwargs["type"] = base
+            kwargs["type"] = _or_none(base) if optional else base
         if "choices" in f.metadata:
-            kwargs["choices"] = list(f.metadata["choices"])
+            kwargs["choices"] = list(f.metadata["choices"]) + ([None] if optional else [])
         shown = json.dumps(default) if isinstance(default, dict) else "%(default)s"
         kwargs["help"] = f"{f.metadata.get('help', '')} (default: {shown})"
         group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
@@ -233,9 +242,6 @@ def _check(args: argparse.Namespace) -> None:
                          "without images the tagger is text only")
     if args.images is not None and args.fusion is None:
         args.fusion = "gated"
-    if args.encoder == "minilm" and args.head == "crf":
-        raise ValueError("--encoder minilm needs --head softmax: [CLS], [SEP] and the non-first "
-                         "pieces of a word carry no tag (-100), and a CRF must score every position")
 
 
 def _run_ner(args: argparse.Namespace) -> int:
@@ -254,6 +260,10 @@ def _run_ner(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{k} {len(v)}" for k, v in corpora.items())
     mode = "text only" if images is None else f"text + image ({config.fusion})"
     _say(f"{PROG} ner: {sizes} sentences; {config.encoder}-{config.head}, {mode}, on {device}")
+    if config.encoder != "minilm":
+        vectors = config.resolved_word_vectors()
+        _say(f"{PROG} ner: word vectors: {vectors or 'random (none)'}"
+             + (f" (--word-vectors {config.word_vectors})" if config.word_vectors == "auto" else ""))
     run = train_ner(corpora["train"], corpora["dev"], corpora["test"], images=images,
                     config=config, progress=not args.no_progress)
     if not is_main_process():  # under torchrun, rank 0 alone reports and writes the files

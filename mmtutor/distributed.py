@@ -158,8 +158,8 @@ def _sampler_kind(loader: object, name: str) -> str:
         raise ValueError(f"under torchrun, {name} must be a torch DataLoader with a batch_size "
                          f"(fit splits each batch across the processes), got "
                          f"{type(loader).__name__}")
-    if isinstance(loader.sampler, RandomSampler):
-        return "random"
+    if isinstance(loader.sampler, RandomSampler) or getattr(loader.sampler, "shuffles", False):
+        return "random"  # a shuffling sampler (length buckets) becomes a shuffled shard
     if isinstance(loader.sampler, SequentialSampler):
         return "sequential"
     raise ValueError(f"under torchrun, {name} must shuffle or read in order (shuffle=True or "

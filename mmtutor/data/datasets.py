@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mmtutor.data.buckets import LengthBucketSampler
 from mmtutor.data.images import ImagePath, ImageSource
 from mmtutor.data.readers import ManifestExample
 from mmtutor.data.subwords import IGNORE_INDEX
@@ -254,7 +255,15 @@ class TaggingDataset(_TextImageDataset):
             is then a zero image, marked missing).
         image_present: ``(N,)`` bool; default: every image given.
         transform, mean, std, image_size: as in :class:`ClassificationDataset`.
-        max_word_len: characters kept per token (long URLs are cut).
+        max_word_len: characters kept per token (long URLs are cut, so one URL does not widen
+            the ``(B, T, L)`` character batch of its whole batch).
+        unk_replace: probability that an item's *singleton* words (seen once in these
+            sentences) are read as ``<unk>`` (drawn anew at each access, from torch's global
+            generator). Give it to the training set only: the ``<unk>`` embedding then learns
+            what an unseen word looks like (Lample et al., NAACL 2016, use ``p = 0.5``); the
+            characters still spell the word.
+        cache_images: keep each image file's decoded, resized pixels after the first read
+            (``3 S^2`` bytes per image), see :class:`~mmtutor.data.images.ImageSource`.
 
     Each item has ``tokens (T,)``, ``chars (T, L)``, ``tags (T,)``, ``image (3, H, W)``,
     ``text_present ()`` and ``image_present ()``; :func:`collate_tagging` batches them.
@@ -276,27 +285,54 @@ class TaggingDataset(_TextImageDataset):
         std: Sequence[float] | None = None,
         image_size: int = 32,
         max_word_len: int = 20,
+        unk_replace: float = 0.0,
+        cache_images: bool = False,
     ) -> None:
         if int(max_word_len) != max_word_len or max_word_len < 1:
             raise ValueError(f"max_word_len must be a positive integer, got {max_word_len!r}")
+        if not 0.0 <= unk_replace <= 1.0:
+            raise ValueError(f"unk_replace must be a probability in [0, 1], got {unk_replace!r}")
         pairs = [(s.tokens, s.tags) if isinstance(s, TaggedSentence) else s for s in sentences]
         self.tokens, self.chars, self.tags = [], [], []
         for i, (tokens, tags) in enumerate(pairs):
             if len(tokens) != len(tags):
                 raise ValueError(f"sentences[{i}] has {len(tokens)} tokens but {len(tags)} tags")
             self.tokens.append(torch.tensor(vocab.encode(tokens), dtype=torch.long))
-            char_ids = [
-                torch.tensor(char_vocab.encode(t[:max_word_len]), dtype=torch.long) for t in tokens
-            ]
-            self.chars.append(_pad_2d(char_ids, 0)[0])  # (T, L)
+            self.chars.append(_char_matrix(char_vocab, tokens, max_word_len))  # (T, L)
             self.tags.append(torch.tensor(tag_map.encode(tags), dtype=torch.long))
         n = len(pairs)
         self.text_present = np.array([len(t) > 0 for t in self.tokens], dtype=bool)
-        self.images = ImageSource(images, n, image_present, transform, mean, std, image_size)
+        self.images = ImageSource(images, n, image_present, transform, mean, std, image_size,
+                                  cache=cache_images)
         self.vocab, self.char_vocab, self.tag_map = vocab, char_vocab, tag_map
+        self.unk_replace = float(unk_replace)
+        ids = torch.cat(self.tokens) if self.tokens else torch.zeros(0, dtype=torch.long)
+        counts = torch.bincount(ids, minlength=len(vocab))  # (V,) uses of each word id
+        self.singleton = counts == 1  # (V,) words seen once here
+        self.singleton[vocab.unk_id] = False
+
+    @property
+    def lengths(self) -> list[int]:
+        """Tokens per sentence (what :class:`LengthBucketSampler` groups by)."""
+        return [len(t) for t in self.tokens]
 
     def __getitem__(self, i: int) -> Sample:
-        return self._item(i, chars=self.chars[i], tags=self.tags[i])  # (T, L), (T,)
+        tokens = self.tokens[i]  # (T,)
+        if self.unk_replace > 0 and len(tokens):
+            drop = self.singleton[tokens] & (torch.rand(len(tokens)) < self.unk_replace)  # (T,)
+            tokens = tokens.masked_fill(drop, self.vocab.unk_id)  # (T,)
+        item = self._item(i, chars=self.chars[i], tags=self.tags[i])  # (T, L), (T,)
+        item["tokens"] = tokens
+        return item
+
+
+def _char_matrix(char_vocab: CharVocab, tokens: Sequence[str], max_word_len: int) -> torch.Tensor:
+    """The ``(T, L)`` character ids of a sentence, 0-padded, ``L = max(1, longest kept word)``."""
+    ids = [char_vocab.encode(t[:max_word_len]) for t in tokens]
+    out = np.zeros((len(ids), max(1, max((len(c) for c in ids), default=1))), dtype=np.int64)
+    for k, c in enumerate(ids):
+        out[k, : len(c)] = c
+    return torch.from_numpy(out)  # (T, L)
 
 
 class Loaders(NamedTuple):
@@ -316,6 +352,7 @@ def make_loaders(
     eval_batch_size: int | None = None,
     seed: int = 0,
     num_workers: int = 0,
+    bucket_by_length: bool = False,
 ) -> Loaders:
     """DataLoaders for the three splits: the training one shuffled with a seeded generator.
 
@@ -325,6 +362,8 @@ def make_loaders(
         batch_size: training batch size; eval_batch_size: for val/test (default: 2 x batch_size).
         seed: seeds the shuffling, so two runs see the batches in the same order.
         num_workers: loader worker processes (0: load in the main process).
+        bucket_by_length: batch training samples of similar length together with a
+            :class:`LengthBucketSampler` (the dataset needs a ``lengths`` attribute).
 
     Returns:
         ``Loaders(train, val, test)``; unpack as ``train_dl, val_dl, test_dl = make_loaders(...)``.
@@ -343,11 +382,18 @@ def make_loaders(
                 "or TaggingDataset"
             )
         generator = torch.Generator().manual_seed(int(seed)) if shuffle else None
+        sampler = None
+        if shuffle and bucket_by_length:
+            if not hasattr(ds, "lengths"):
+                raise ValueError(f"bucket_by_length=True needs a dataset with 'lengths' (a "
+                                 f"TaggingDataset), got {type(ds).__name__}")
+            sampler = LengthBucketSampler(ds.lengths, int(batch_size), generator=generator)
         return DataLoader(
             ds,
             batch_size=int(batch_size) if shuffle else eval_size,
-            shuffle=shuffle,
-            generator=generator,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            generator=generator if sampler is None else None,
             collate_fn=collate,
             num_workers=num_workers,
         )

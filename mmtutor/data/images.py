@@ -105,6 +105,13 @@ def channel_stats(
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)  # type: ignore[return-value]
 
 
+def _resize_uint8(image, size: int) -> torch.Tensor:
+    """A PIL image as the ``(3, size, size)`` uint8 tensor :func:`image_transform` resizes it to."""
+    from torchvision.transforms import v2
+
+    return v2.functional.resize(v2.functional.to_image(image), [size, size], antialias=True)
+
+
 class ImageSource:
     """Normalised images by index, from an array or from files; zeros where missing.
 
@@ -120,6 +127,9 @@ class ImageSource:
         mean, std: per-channel statistics. Arrays: default :func:`channel_stats` of these
             images (pass the training split's for validation and test). Files: default ImageNet's.
         image_size: side of file images (and of the zero images when ``images`` is None).
+        cache: files with the default transform: keep each image's resized ``uint8`` pixels
+            after its first read (``3 * image_size**2`` bytes each), so later epochs
+            normalise them instead of decoding and resizing the file again.
     """
 
     def __init__(
@@ -131,8 +141,13 @@ class ImageSource:
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         image_size: int = 32,
+        *,
+        cache: bool = False,
     ) -> None:
         self.transform = transform
+        self._cache: dict[int, torch.Tensor] | None = (
+            {} if cache and transform is None and images is not None
+            and not isinstance(images, (np.ndarray, torch.Tensor)) else None)
         self._array: torch.Tensor | None = None
         self._paths: list[Path | None] | None = None
         if images is None:
@@ -195,6 +210,10 @@ class ImageSource:
                 return self._array[i]
             return self._normalise(self.transform(self._array[i]))
         path = self._paths[i]  # type: ignore[index]
+        if self._cache is not None:  # decode and resize once, normalise at every access
+            if i not in self._cache:
+                self._cache[i] = _resize_uint8(load_image(path), self.shape[-1])  # (3, S, S)
+            return self._normalise(self._cache[i].float() / 255.0)  # (3, S, S)
         image = self.transform(load_image(path))  # type: ignore[misc]
         if tuple(image.shape) != self.shape:
             raise ValueError(

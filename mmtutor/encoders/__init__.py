@@ -6,9 +6,17 @@ Image: :class:`SmallCNN`, :class:`ResNet18Encoder`. By name: :func:`build_text_e
 :func:`build_image_encoder`.
 Pretrained word vectors (GloVe, ``mmtutor[vectors]``): :func:`load_word_table`,
 :func:`load_word_vectors`, :func:`init_word_embedding`.
+How much of a pretrained encoder trains (frozen, top layers, all): :func:`check_finetuning`,
+:func:`finetuning_kwargs`.
 """
 
 from mmtutor.encoders.chars import CharCNN
+from mmtutor.encoders.finetuning import (
+    DEFAULT_ENCODER_LR,
+    FINETUNING,
+    check_finetuning,
+    finetuning_kwargs,
+)
 from mmtutor.encoders.image import ResNet18Encoder, SmallCNN, check_image
 from mmtutor.encoders.output import EncoderOutput, masked_mean
 from mmtutor.encoders.pretrained import (
@@ -46,6 +54,10 @@ __all__ = [
     "minilm_path",
     "pool_words",
     "WORD_POOLINGS",
+    "FINETUNING",
+    "DEFAULT_ENCODER_LR",
+    "check_finetuning",
+    "finetuning_kwargs",
     "SmallCNN",
     "ResNet18Encoder",
     "check_image",

@@ -113,6 +113,27 @@ def pool_words(sequence: Tensor, word_ids: Tensor, how: str = "first") -> tuple[
     return total / count.clamp(min=1), count.squeeze(-1) > 0  # (B, W, d), (B, W)
 
 
+def _frozen_keys(encoder: PretrainedTextEncoder, prefix: str) -> list[str]:
+    """State-dict keys of the pretrained model that do not train: frozen weights and buffers."""
+    trained = {name for name, p in encoder.model.named_parameters() if p.requires_grad}
+    return [f"{prefix}model.{name}" for name in encoder.model.state_dict() if name not in trained]
+
+
+def _drop_frozen_weights(encoder: PretrainedTextEncoder, state: dict, prefix: str,
+                         local_metadata: object) -> None:
+    """``state_dict`` post-hook: leave out what the model folder already holds."""
+    for key in _frozen_keys(encoder, prefix):
+        state.pop(key, None)
+
+
+def _restore_frozen_weights(encoder: PretrainedTextEncoder, state: dict, prefix: str,
+                            *args: object) -> None:
+    """``load_state_dict`` pre-hook: fill in the frozen weights this encoder read from its folder."""
+    own = encoder.model.state_dict()
+    for key in _frozen_keys(encoder, prefix):
+        state.setdefault(key, own[key[len(prefix) + len("model."):]])
+
+
 @contextmanager
 def _offline_hub() -> Iterator[None]:
     """Switch the Hugging Face Hub offline (and its progress bars off) for the ``with`` block."""
@@ -145,6 +166,8 @@ class PretrainedTextEncoder(nn.Module):
             Remote code is never run (``trust_remote_code=False``) and nothing is downloaded.
         freeze: if True, no parameter is trained and the model stays in eval mode (no
             dropout): a fixed feature extractor, the usual start with little data.
+            ``state_dict()`` holds only the pretrained weights that train (none when
+            frozen); ``load_state_dict`` takes the others from the model folder.
         top_layers: with ``freeze=False``, train only the top ``top_layers`` Transformer
             layers (the embeddings and the layers below stay fixed); ``None``: all of them.
         word_pooling: ``None`` (one state per sub-word) or ``"first"`` / ``"mean"``: one
@@ -222,6 +245,10 @@ class PretrainedTextEncoder(nn.Module):
             for layer in layers[len(layers) - top_layers:]:
                 layer.requires_grad_(True)
         self.train()  # like any new module (from_pretrained left the model in eval mode)
+        # A checkpoint stores only the weights that train: the frozen ones are the model
+        # folder's, read again when the encoder is built (22 M parameters, never stored twice).
+        self.register_state_dict_post_hook(_drop_frozen_weights)
+        self.register_load_state_dict_pre_hook(_restore_frozen_weights)
 
     def train(self, mode: bool = True) -> PretrainedTextEncoder:
         """Set training mode; a frozen model stays in eval mode (no dropout)."""
@@ -273,6 +300,64 @@ class PretrainedTextEncoder(nn.Module):
         if self.tokenizer.is_fast:  # only fast (Rust) tokenizers track words
             rows = [[-1 if w is None else w for w in enc.word_ids(i)] for i in range(len(texts))]
             out["word_ids"] = torch.tensor(rows, dtype=torch.long)  # (B, T)
+        return out
+
+    def tokenize_words(self, sentences: Sequence[Sequence[str]]) -> list[tuple[list[int], list[int]]]:
+        """Sub-word ids and word ids of pre-split sentences, every word kept (for tagging).
+
+        Unlike :meth:`tokenize`, no word is ever cut off, so a word-level tagger gets one
+        vector per word. A sentence longer than ``max_length`` sub-words (with ``[CLS]`` and
+        ``[SEP]``) is shortened by one rule: its words keep only their first ``c`` pieces,
+        with ``c`` the largest cap that fits (only words longer than ``c`` pieces lose
+        pieces, their last ones; the first piece, which ``word_pooling="first"`` reads,
+        always stays). A word the
+        tokenizer turns into no piece at all (e.g. a zero-width space) becomes ``[UNK]``.
+
+        Args:
+            sentences: ``N`` lists of words.
+
+        Returns:
+            ``N`` pairs ``(ids, word_ids)`` of equal length ``S_i <= max_length``: sub-word ids
+            from ``[CLS]`` to ``[SEP]``, and the word of each (``-1`` for ``[CLS]``/``[SEP]``).
+
+        Raises:
+            ValueError: naming the sentence, if it has more words than ``max_length - 2`` (one
+                piece per word would not fit), or for a sentence without words.
+        """
+        if isinstance(sentences, str) or any(isinstance(s, str) for s in sentences):
+            raise ValueError("sentences must be a list of word lists, e.g. [['Obama', 'spoke']]")
+        sentences = [[str(w) for w in words] for words in sentences]
+        budget = self.max_length - 2  # [CLS] and [SEP]
+        tok = self.tokenizer
+        out = []
+        for i, words in enumerate(sentences):
+            if not words:
+                raise ValueError(f"sentences[{i}] has no words; expected at least one")
+            if len(words) > budget:
+                raise ValueError(f"sentences[{i}] has {len(words)} words; {type(self).__name__} "
+                                 f"reads at most {budget} (max_length={self.max_length} "
+                                 "sub-words with [CLS] and [SEP]); split the sentence")
+        if not sentences:
+            return out
+        if not tok.is_fast:
+            raise ValueError(f"tokenize_words needs a fast tokenizer (one that reports word ids); "
+                             f"{type(tok).__name__} at {self.path} is not one")
+        enc = tok(sentences, is_split_into_words=True, add_special_tokens=False,
+                  truncation=False, verbose=False)
+        for i, words in enumerate(sentences):
+            pieces: list[list[int]] = [[] for _ in words]
+            for piece, word in zip(enc["input_ids"][i], enc.word_ids(i), strict=True):
+                if word is not None:
+                    pieces[word].append(piece)
+            pieces = [p or [tok.unk_token_id] for p in pieces]  # every word has a piece
+            cap = max(len(p) for p in pieces)
+            while sum(min(len(p), cap) for p in pieces) > budget:
+                cap -= 1  # ends at cap >= 1: there are at most `budget` words
+            ids, word_ids = [tok.cls_token_id], [-1]
+            for w, p in enumerate(pieces):
+                ids += p[:cap]
+                word_ids += [w] * len(p[:cap])
+            out.append((ids + [tok.sep_token_id], word_ids + [-1]))
         return out
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor,

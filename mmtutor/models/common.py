@@ -19,9 +19,18 @@ def encode(encoder: nn.Module, modality: str, batch: Mapping[str, Tensor]) -> En
     """Run ``encoder`` on its modality's part of ``batch``.
 
     ``"text"`` reads ``tokens`` and ``token_mask`` (and ``chars`` when the encoder has a
-    character CNN); any other modality ``m`` reads ``batch[m]`` (e.g. ``image``).
+    character CNN); a pretrained encoder that pools words (``word_pooling`` set) reads
+    ``subword_ids``, ``subword_mask`` and ``word_ids`` ``(B, S)`` instead and returns one
+    vector per word. Any other modality ``m`` reads ``batch[m]`` (e.g. ``image``).
     """
     if modality == "text":
+        if getattr(encoder, "word_pooling", None) is not None:
+            keys = ("subword_ids", "subword_mask", "word_ids")
+            if any(k not in batch for k in keys):
+                raise ValueError(f"batch has no sub-word keys {list(keys)} for the word-pooling "
+                                 f"{type(encoder).__name__}; it has {sorted(batch)} (batch it "
+                                 "with mmtutor.tasks' SubwordTaggingDataset)")
+            return encoder(*(batch[k] for k in keys))  # one vector per word (B, W, d)
         if getattr(encoder, "char_cnn", None) is not None:
             return encoder(batch["tokens"], batch["token_mask"], batch["chars"])
         return encoder(batch["tokens"], batch["token_mask"])

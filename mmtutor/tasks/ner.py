@@ -7,9 +7,9 @@
    test file cannot crash the run), ``O`` first;
 2. datasets: one :class:`~mmtutor.data.TaggingDataset` per split (words, characters, tags,
    images normalised with the training images' statistics), or, for the pretrained MiniLM
-   encoder, sub-word datasets whose labels are aligned with
-   :func:`~mmtutor.data.align_subword_labels` (first piece of a word labelled, the other
-   pieces and ``[CLS]``/``[SEP]`` get ``-100``);
+   encoder, sub-word datasets that keep word-level tags: MiniLM pools each word's sub-word
+   states to one vector (its first piece, as BERT taggers do, Devlin et al. 2019), so the
+   head, the CRF and the fusion see words exactly as with the BiLSTM;
 3. the tagger: :func:`mmtutor.models.build_tagger` (BiLSTM, optionally with the character
    CNN of Ma & Hovy 2016; softmax or CRF head, Lample et al. 2016; a fusion from
    :data:`mmtutor.fusion.FUSIONS` when there are images);
@@ -32,6 +32,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -53,7 +54,13 @@ from mmtutor.data import (
     Vocab,
     make_loaders,
 )
-from mmtutor.encoders import init_word_embedding, word_embedding, word_vector_kwargs
+from mmtutor.encoders import (
+    DEFAULT_ENCODER_LR,
+    finetuning_kwargs,
+    init_word_embedding,
+    word_embedding,
+    word_vector_kwargs,
+)
 from mmtutor.models import MultimodalTagger, build_tagger
 from mmtutor.tasks._evaluation import NEREvaluation
 from mmtutor.tasks._ner_data import (
@@ -63,12 +70,14 @@ from mmtutor.tasks._ner_data import (
     NERConfig,
     SubwordTaggingDataset,
     check_sentences,
+    cpu_threads,
     image_paths,
     write_conll,
 )
 from mmtutor.tasks._run import (
     Images,
     check_images,
+    encoder_param_groups,
     history_records,
     image_stats,
     load_run,
@@ -141,13 +150,16 @@ class NERRun:
         return run_device(self.config.device)
 
     # -- data -----------------------------------------------------------------------------
-    def dataset(self, sentences: Sequence[TaggedSentence], images: Images = None) -> Dataset:
-        """The dataset this run's model reads: word-level, or sub-word level for MiniLM.
+    def dataset(self, sentences: Sequence[TaggedSentence], images: Images = None, *,
+                train: bool = False) -> Dataset:
+        """The dataset this run's model reads: words, or sub-words with word tags for MiniLM.
 
         Args:
             sentences: :class:`~mmtutor.data.TaggedSentence` objects.
             images: ``(N, 3, H, W)`` floats in ``[0, 1]`` or ``N`` paths (``None`` = missing);
-                ignored by a text-only run.
+                ignored by a text-only run. Files are decoded and resized once and kept.
+            train: the training set: its singletons are read as ``<unk>`` with probability
+                ``config.unk_replace`` (word-level encoders).
         """
         images = check_images("images", images, len(sentences)) if self.multimodal else None
         mean = self.image_mean if images is not None else None
@@ -160,7 +172,8 @@ class NERRun:
             return SubwordTaggingDataset(sentences, self.model.text_encoder,
                                           TagMap(self.tag_names), source)
         return TaggingDataset(sentences, self.vocab, self.char_vocab, TagMap(self.tag_names),
-                              images, mean=mean, std=std, image_size=size)
+                              images, mean=mean, std=std, image_size=size, cache_images=True,
+                              unk_replace=self.config.unk_replace if train else 0.0)
 
     def _loader(self, dataset: Dataset, batch_size: int | None = None) -> DataLoader:
         return DataLoader(dataset, batch_size=batch_size or 2 * self.config.batch_size,
@@ -184,17 +197,9 @@ class NERRun:
         if not sentences:
             return []
         dataset = self.dataset(sentences, images)
-        indices = predict(self.model, self._loader(dataset, batch_size), device=self.device)
-        if not isinstance(dataset, SubwordTaggingDataset):
-            return [[self.tag_names[k] for k in row] for row in indices]
-        out = []
-        for sentence, row, words, first in zip(sentences, indices, dataset.word_ids,
-                                                dataset.first, strict=True):
-            tags = ["O"] * len(sentence)  # words cut off by max_length stay O
-            for p in first:
-                tags[words[p]] = self.tag_names[row[p]]
-            out.append(tags)
-        return out
+        with cpu_threads(self.config, self.device):
+            indices = predict(self.model, self._loader(dataset, batch_size), device=self.device)
+        return [[self.tag_names[k] for k in row] for row in indices]  # one tag per word
 
     def evaluate(self, sentences: Sequence[TaggedSentence], images: Images = None) -> NEREvaluation:
         """Predict and score: seqeval entity report and token-level report (``O`` included)."""
@@ -219,7 +224,8 @@ class NERRun:
         """Write one checkpoint file: weights, vocabularies, tag names, image stats, config.
 
         :meth:`load` reads it back with ``torch.load(weights_only=True)``; the device is
-        stored as ``"auto"``. A MiniLM run stores the frozen MiniLM weights too.
+        stored as ``"auto"``. A MiniLM run stores only the MiniLM weights it trained
+        (none when frozen): :meth:`load` reads the others from the installed model folder.
 
         Returns:
             The path written.
@@ -268,6 +274,14 @@ class NERRun:
                    dev_f1=meta["dev_f1"], sizes=meta["sizes"])
 
 
+def _text_kwargs(config: NERConfig) -> dict[str, object]:
+    """The text encoder's arguments the config sets: word vectors, or MiniLM's fine-tuning."""
+    if config.encoder == "minilm":
+        return {"word_pooling": config.word_pooling,
+                **finetuning_kwargs(config.finetune, config.top_layers)}
+    return word_vector_kwargs(config.encoder, config.word_vectors, config.dim)
+
+
 def _build_model(config: NERConfig, tag_names: list[str], vocab: Vocab | None,
                  char_vocab: CharVocab | None) -> MultimodalTagger:
     """The tagger of ``config``; pretrained word vectors are copied in by :func:`train_ner`
@@ -284,7 +298,7 @@ def _build_model(config: NERConfig, tag_names: list[str], vocab: Vocab | None,
         dropout=config.dropout,
         tag_names=tag_names if config.head == "crf" else None,
         fusion_kwargs=config.fusion_kwargs if config.fusion is not None else None,
-        text_kwargs=word_vector_kwargs(config.encoder, config.word_vectors, config.dim),
+        text_kwargs=_text_kwargs(config),
     )
     if config.freeze_word_vectors:
         word_embedding(model.text_encoder).weight.requires_grad_(False)
@@ -330,6 +344,8 @@ def train_ner(
     config = NERConfig() if config is None else config
     if not isinstance(config, NERConfig):
         raise ValueError(f"config must be an NERConfig, got {type(config).__name__}")
+    # "auto" word vectors are decided here, and the run (and its checkpoint) keeps the answer
+    config = dataclasses.replace(config, word_vectors=config.resolved_word_vectors())
     splits = {"train": check_sentences("train", train)}
     if dev is not None:
         splits["dev"] = check_sentences("dev", dev)
@@ -367,13 +383,22 @@ def train_ner(
     if config.word_vectors is not None:
         run.word_vector_coverage = init_word_embedding(
             model.text_encoder, config.word_vectors, vocab, freeze=config.freeze_word_vectors)
-    train_ds = run.dataset(splits["train"], split_images["train"])
+    train_ds = run.dataset(splits["train"], split_images["train"], train=True)
     dev_ds = run.dataset(splits["dev"], split_images["dev"]) if "dev" in splits else None
-    loaders = make_loaders(train_ds, dev_ds, batch_size=config.batch_size, seed=config.seed)
+    loaders = make_loaders(train_ds, dev_ds, batch_size=config.batch_size, seed=config.seed,
+                           bucket_by_length=hasattr(train_ds, "lengths"))
+    encoder_lr = None  # fine-tuned MiniLM weights get their own (smaller) learning rate
+    if config.finetune != "frozen":
+        encoder_lr = {"text": config.encoder_lr or DEFAULT_ENCODER_LR}
+    optimizer = torch.optim.AdamW(encoder_param_groups(model, config.lr, encoder_lr),
+                                  weight_decay=0.0)  # fit anneals every group from its own lr
     start = time.perf_counter()
-    run.history = fit(model, loaders.train, loaders.val, epochs=config.epochs, lr=config.lr,
-                      metric="f1", tag_names=tag_map.tags, patience=config.patience,
-                      device=device, seed=config.seed, progress=progress)
+    with cpu_threads(config, device):
+        run.history = fit(model, loaders.train, loaders.val, epochs=config.epochs, lr=config.lr,
+                          optimizer=optimizer, metric="f1", tag_names=tag_map.tags,
+                          patience=config.patience if "dev" in splits else None,
+                          clip_grad_norm=config.clip_grad_norm,
+                          device=device, seed=config.seed, progress=progress)
     run.train_seconds = time.perf_counter() - start
     if "val_f1" in run.history:
         run.dev_f1 = float(run.history["val_f1"].max())
