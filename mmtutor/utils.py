@@ -11,9 +11,10 @@ import random
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
-__all__ = ["get_device", "seed_everything", "check_tensor", "check_modalities"]
+__all__ = ["get_device", "seed_everything", "check_tensor", "check_modalities", "format_table"]
 
 _DEVICE_ENV = "MMTUTOR_DEVICE"
 
@@ -156,3 +157,32 @@ def check_modalities(name: str, given: Mapping[str, object], expected: Sequence[
         raise ValueError(
             f"{name} must have the modalities {sorted(expected)}; missing {missing}, unexpected {extra}"
         )
+
+
+def format_table(frame: pd.DataFrame, decimals: int = 3, missing: str = "—") -> pd.DataFrame:
+    """A table as readers should see it: every float with the same decimals, a dash for gaps.
+
+    ``display(frame.round(3))`` shows ``NaN`` where a value does not exist (a text-only model
+    has no fusion gain) and drops trailing zeros unevenly (``0.96`` beside ``0.983``). This
+    returns a copy of text cells instead: floats as ``f"{v:.{decimals}f}"``, integers and
+    strings unchanged, and ``missing`` for ``NaN`` / ``None``.
+
+    Args:
+        frame: any table; its index and columns are kept.
+        decimals: digits after the decimal point of every float.
+        missing: what an absent value shows.
+
+    Raises:
+        ValueError: for a negative ``decimals``.
+    """
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or decimals < 0:
+        raise ValueError(f"decimals must be an integer >= 0, got {decimals!r}")
+
+    def cell(value: object) -> object:
+        if value is None or (np.ndim(value) == 0 and pd.isna(value)):
+            return missing
+        if isinstance(value, (float, np.floating)):
+            return f"{value:.{decimals}f}"
+        return value  # integers, strings, booleans: as they are
+
+    return frame.map(cell)

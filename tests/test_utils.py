@@ -121,3 +121,20 @@ def test_check_modalities_lists_missing_and_extra() -> None:
     with pytest.raises(ValueError, match=r"missing \['image'\], unexpected \['audio'\]"):
         check_modalities("features", {"text": 1, "audio": 2}, ["text", "image"])
     check_modalities("features", {"text": 1, "image": 2}, ["image", "text"])
+
+
+def test_format_table_dashes_gaps_and_keeps_decimals_even() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from mmtutor.utils import format_table
+
+    frame = pd.DataFrame({"method": ["text", "fused"], "F1": [0.96, 0.9834],
+                          "gain": [np.nan, 1.5], "params": [365358, 12]})
+    shown = format_table(frame)
+    assert shown["F1"].tolist() == ["0.960", "0.983"]  # the same decimals in one column
+    assert shown["gain"].tolist() == ["—", "1.500"]  # a dash, never NaN
+    assert shown["params"].tolist() == [365358, 12] and shown["method"].tolist() == ["text", "fused"]
+    assert format_table(frame, decimals=1)["F1"].tolist() == ["1.0", "1.0"]
+    with pytest.raises(ValueError, match="decimals"):
+        format_table(frame, decimals=-1)
