@@ -28,11 +28,9 @@ from mmtutor.data.classification import (
 )
 from mmtutor.data.datasets import (
     ClassificationDataset,
-    Loaders,
     TaggingDataset,
     collate_classification,
     collate_tagging,
-    make_loaders,
 )
 from mmtutor.data.images import (
     IMAGENET_MEAN,
@@ -42,6 +40,7 @@ from mmtutor.data.images import (
     image_transform,
     load_image,
 )
+from mmtutor.data.loaders import Loaders, make_loaders
 from mmtutor.data.manifest import IMAGE_FORMATS, write_manifest
 from mmtutor.data.mner import (
     AMBIGUOUS,

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     import numpy as np
     from torch.utils.data import Dataset
 
-    from mmtutor.data.datasets import Loaders
+    from mmtutor.data.loaders import Loaders
 
 
 class SplitBase:
@@ -37,7 +37,7 @@ class GeneratedData:
     def loaders(self, batch_size: int = 64, *, seed: int = 0, num_workers: int = 0) -> Loaders:
         """``train_dl, val_dl, test_dl = data.loaders(64)``: the training loader is shuffled
         with a generator seeded by ``seed``; the vocabularies are attributes of ``data``."""
-        from mmtutor.data.datasets import make_loaders
+        from mmtutor.data.loaders import make_loaders
 
         return make_loaders(
             *self.datasets(), batch_size=batch_size, seed=seed, num_workers=num_workers
