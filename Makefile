@@ -13,7 +13,7 @@ NB_TIMEOUT ?= 600
 
 help:
 	@echo "make book   build the HTML book, executing every notebook  -> _build/html/index.html"
-	@echo "make check-book  open every built page in Chromium, fail on what a reader would see"
+	@echo "make check-book  glued numbers printed; every built page in Chromium, fail on what a reader would see"
 	@echo "make test   lint, package tests, then every notebook (offline) through nbmake"
 	@echo "make lab    open the notebooks in JupyterLab (with jupyterlab-myst, the lab extra)"
 	@echo "make check-lab  open chapters in 'make lab' in Chromium, fail on unrendered MyST"
@@ -38,8 +38,10 @@ book: $(STAMP)
 	tools/offline.sh $(VENV)/bin/jupyter-book build . --warningiserror --nitpick --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-# Open every built page in headless Chromium (network blocked) at 1280 and 390 px; see the tool.
+# Every glued number is printed by a code cell above its paragraph (what JupyterLab readers
+# see); then every built page in headless Chromium (network blocked) at 1280 and 390 px.
 check-book: $(STAMP)
+	$(PY) tools/check_glue.py _build/jupyter_execute
 	tools/install_chromium.sh
 	$(PY) tools/check_book.py _build/html
 

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-__all__ = ["get_device", "seed_everything", "check_tensor", "check_modalities", "format_table"]
+__all__ = ["get_device", "seed_everything", "check_tensor", "check_modalities", "format_table",
+           "glue"]
 
 _DEVICE_ENV = "MMTUTOR_DEVICE"
 
@@ -186,3 +187,44 @@ def format_table(frame: pd.DataFrame, decimals: int = 3, missing: str = "—") -
         return value  # integers, strings, booleans: as they are
 
     return frame.map(cell)
+
+
+def glue(name: str, value: object) -> str:
+    """Record a value that a chapter's prose cites, and print it under the same name.
+
+    The book shows ``value`` where the prose says ``{glue:text}`name:.2f```: myst-nb's
+    :func:`myst_nb.glue` records it (not displayed) when myst-nb is installed and the code
+    runs in a Jupyter kernel. JupyterLab (jupyterlab-myst) cannot show glued values and
+    prints ``name:.2f`` in the prose instead, so this also prints ``name = value``: the
+    reader finds the number under the name the prose shows. ``tools/check_glue.py`` checks
+    that every glued text is printed above the paragraph that cites it.
+
+    Args:
+        name: the key the prose cites.
+        value: a number, a string or an ``IPython.display.Markdown``. Floats print with six
+            significant digits, so every format the prose uses (``.2f``, ``.0%``, ``,``)
+            reads the same number off the printed line.
+
+    Returns:
+        The printed text after ``name = ``.
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"glue name must be an identifier such as 'test_f1', got {name!r}")
+    if isinstance(value, (bool, np.bool_)):
+        text = str(bool(value))
+    elif isinstance(value, (int, np.integer)):
+        text = str(int(value))
+    elif isinstance(value, (float, np.floating)):
+        text = f"{float(value):.6g}"
+    else:
+        text = str(getattr(value, "data", value))  # Markdown keeps its text in .data
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue as myst_glue
+    except ImportError:  # mmtutor alone (no book extra): printing is all a reader needs
+        pass
+    else:
+        if get_ipython() is not None:
+            myst_glue(name, value, display=False)
+    print(f"{name} = {text}")
+    return text

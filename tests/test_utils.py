@@ -138,3 +138,42 @@ def test_format_table_dashes_gaps_and_keeps_decimals_even() -> None:
     assert format_table(frame, decimals=1)["F1"].tolist() == ["1.0", "1.0"]
     with pytest.raises(ValueError, match="decimals"):
         format_table(frame, decimals=-1)
+
+
+def test_glue_prints_the_value_under_the_name_the_prose_shows(capsys) -> None:
+    from IPython.display import Markdown
+
+    from mmtutor.utils import glue
+
+    assert glue("acc", np.float32(0.853125)) == "0.853125"
+    assert glue("n_train", np.int64(1228)) == "1228"
+    assert glue("third", 1 / 3) == "0.333333"
+    assert glue("best", Markdown("gated")) == "gated"
+    assert glue("ok", True) == "True"
+    assert capsys.readouterr().out.splitlines() == [
+        "acc = 0.853125", "n_train = 1228", "third = 0.333333", "best = gated", "ok = True"]
+
+
+def test_glue_records_with_myst_nb_inside_a_kernel(monkeypatch, capsys) -> None:
+    myst_nb = pytest.importorskip("myst_nb")
+    import IPython
+
+    from mmtutor.utils import glue
+
+    calls = []
+    monkeypatch.setattr(myst_nb, "glue", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
+    glue("acc", 0.5)  # a plain Python process: nothing to record into
+    assert calls == []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    glue("acc", 0.5)
+    assert calls == [(("acc", 0.5), {"display": False})]
+    assert capsys.readouterr().out == "acc = 0.5\nacc = 0.5\n"
+
+
+@pytest.mark.parametrize("name", ["", "two words", "acc:.2f", 3])
+def test_glue_refuses_a_name_the_prose_cannot_cite(name) -> None:
+    from mmtutor.utils import glue
+
+    with pytest.raises(ValueError, match="glue name must be an identifier"):
+        glue(name, 1.0)
