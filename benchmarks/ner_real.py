@@ -8,14 +8,15 @@ settings on
   Twitter-format files with 32 x 32 JPEG images on disk, :func:`ner_cli.write_files`),
   text only and, in the Twitter format, with images: one fusion per level.
 
-Text-only configurations: BiLSTM and CNN-BiLSTM (with and without GloVe) and MiniLM, all
-with the CRF head. It prints a markdown table (entity F1 in conlleval mode, training
+Text-only configurations: BiLSTM and CNN-BiLSTM (with and without GloVe) and MiniLM
+(frozen, and with its top two layers fine-tuned), all with the CRF head. It prints a markdown table (entity F1 in conlleval mode, training
 seconds, sentences per second in training and in prediction) and writes
 ``benchmarks/results/ner_real.md`` with the machine description:
 
     python benchmarks/ner_real.py                  # everything (long: tens of minutes)
     python benchmarks/ner_real.py --quick          # a subset, 1 epoch: checks the script
     python benchmarks/ner_real.py --only wnut17 --configs cnn-bilstm cnn-bilstm+glove
+    python benchmarks/ner_real.py --only wnut17 --configs minilm minilm-top2 --epochs 3
 
 Training sentences per second = training sentences x epochs run / training seconds (each
 epoch's dev scoring included); prediction = test sentences / seconds of one
@@ -38,7 +39,7 @@ from ner_cli import write_files
 from mmtutor.data import load_wnut17, read_conll, read_twitter_mner
 from mmtutor.tasks import NERConfig, image_paths, train_ner
 
-COLUMNS = ["data", "configuration", "epochs", "entity F1 (conlleval)", "train s",
+COLUMNS = ["data", "configuration", "seed", "epochs", "entity F1 (conlleval)", "train s",
            "train sent/s", "predict sent/s"]
 
 TEXT_CONFIGS = {  # name -> NERConfig fields on top of the defaults
@@ -46,7 +47,8 @@ TEXT_CONFIGS = {  # name -> NERConfig fields on top of the defaults
     "cnn-bilstm": {"encoder": "cnn-bilstm", "word_vectors": None},
     "bilstm+glove": {"encoder": "bilstm", "word_vectors": "glove"},
     "cnn-bilstm+glove": {"encoder": "cnn-bilstm", "word_vectors": "glove"},
-    "minilm": {"encoder": "minilm"},
+    "minilm": {"encoder": "minilm"},  # frozen: the emission layer and the CRF train
+    "minilm-top2": {"encoder": "minilm", "finetune": "top", "top_layers": 2},
 }
 IMAGE_CONFIGS = {  # one fusion per level, on the default text encoder
     "concat (feature level)": {"fusion": "concat"},
@@ -76,9 +78,14 @@ def measure(data: str, name: str, splits: Sequence, images: Sequence | None,
     epochs = len(run.history)
     vectors = "pretrained sub-word" if run.config.encoder == "minilm" else (
         run.config.word_vectors or "random")
+    if run.config.encoder == "minilm":
+        vectors += f", {run.config.finetune}"
+        if run.config.finetune == "top":
+            vectors += f" {run.config.top_layers} layers"
     return {
         "data": data,
-        "configuration": f"{name} ({run.config.encoder}-{run.config.head}, {vectors} words)",
+        "configuration": f"{name} ({run.config.encoder}-{run.config.head}, {vectors})",
+        "seed": run.config.seed,
         "epochs": epochs,
         "entity F1 (conlleval)": round(run.test.entity_f1_conlleval, 4),
         "train s": round(run.train_seconds, 1),
@@ -105,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                         help=f"generated training sentences (default {CONLL_SIZE}; --quick: 300)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="epochs (default: NERConfig's, with early stopping; --quick: 1)")
+    parser.add_argument("--wnut-train", type=int, default=None,
+                        help="WNUT-17 training tweets (default: all 3,394; dev and test in full)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="seeds of each configuration (default: 0)")
     parser.add_argument("--device", default="cpu", help="device of the runs (cpu)")
     parser.add_argument("--results", type=Path, default=None,
                         help="folder for ner_real.md (benchmarks/results)")
@@ -122,14 +133,17 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
         if reason is not None:
             notes.append(f"- {data}, {name}: skipped ({reason})")
             return
-        rows.append(measure(data, name, splits, images, {**base, **fields}))
-        print(markdown_table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
+        for seed in options.seeds:
+            rows.append(measure(data, name, splits, images, {**base, **fields, "seed": seed}))
+            print(markdown_table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
 
     header = machine_header("NER on real and generated corpora (benchmarks/ner_real.py)",
                             [options.device])  # before the runs: the load they start under
     print(markdown_table([], COLUMNS))
     if options.only in (None, "wnut17"):
         wnut = _subset(load_wnut17(), subset)
+        if options.wnut_train is not None:
+            wnut[0] = wnut[0][: options.wnut_train]
         for name in (c for c in TEXT_CONFIGS if c in wanted):
             run("WNUT-17", name, wnut, None, TEXT_CONFIGS[name])
     if options.only in (None, "generated"):
@@ -150,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             "1 torch thread for the BiLSTM encoders)"
             + (f"; --quick: {subset} training sentences, 1 epoch" if options.quick else "")
             + (f"; epochs {base['epochs']}" if "epochs" in base and not options.quick else "")
+            + (f"; the first {options.wnut_train} WNUT-17 training tweets"
+               if options.wnut_train else "")
             + f". torch threads outside the runs: {torch.get_num_threads()}.")
     text = "\n".join([header, note, "", markdown_table(rows, COLUMNS), "", *notes])
     path = write_report("ner_real.md", text, options.results)

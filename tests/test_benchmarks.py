@@ -112,3 +112,13 @@ def test_ner_real_quick_has_a_row_per_configuration(tmp_path):
     assert all(0.0 <= r["entity F1 (conlleval)"] <= 1.0 and r["epochs"] == 1 for r in rows)
     report = (tmp_path / "ner_real.md").read_text()
     assert "- CPU: " in report and report.count("| generated (40 sent.") == 4
+
+
+def test_ner_real_runs_each_seed_and_subsets_wnut_training_only(tmp_path):
+    rows = ner_real.main(["--quick", "--only", "wnut17", "--wnut-train", "30", "--configs",
+                          "bilstm", "--seeds", "0", "1", "--results", str(tmp_path)])
+    assert [r["seed"] for r in rows] == [0, 1]
+    report = (tmp_path / "ner_real.md").read_text()
+    assert "the first 30 WNUT-17 training tweets" in report
+    assert set(ner_real.TEXT_CONFIGS["minilm-top2"].items()) >= {("finetune", "top"),
+                                                                 ("top_layers", 2)}

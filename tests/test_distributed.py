@@ -49,8 +49,12 @@ def test_two_gloo_processes_train_what_one_process_trains(two_process_runs, case
     assert [r["main"] for r in ranks] == [True, False]
     one = ddp_cases.CASES[case](reference=True)
     for name, expected in one["state"].items():
-        for r in ranks:  # gradients are all-reduced: both processes hold the same weights
-            torch.testing.assert_close(r["state"][name], expected, rtol=1e-4, atol=1e-5,
+        # Gradients are all-reduced: both processes hold the same weights, up to float
+        # rounding, which Adam's division by sqrt(v) magnifies for weights with tiny
+        # gradients (embedding rows of rare characters): measured up to 1.4e-4 on one CPU.
+        # A shard trained without the all-reduce is off by orders of magnitude more.
+        for r in ranks:
+            torch.testing.assert_close(r["state"][name], expected, rtol=1e-4, atol=5e-4,
                                        msg=lambda m, n=name, k=r["rank"]: f"rank {k}, {n}: {m}")
     for column, values in one["history"].items():
         if column == "seconds":
