@@ -189,7 +189,7 @@ def format_table(frame: pd.DataFrame, decimals: int = 3, missing: str = "—") -
     return frame.map(cell)
 
 
-def glue(name: str, value: object) -> str:
+def glue(name: str, value: object) -> None:
     """Record a value that a chapter's prose cites, and print it under the same name.
 
     The book shows ``value`` where the prose says ``{glue:text}`name:.2f```: myst-nb's
@@ -205,8 +205,8 @@ def glue(name: str, value: object) -> str:
             significant digits, so every format the prose uses (``.2f``, ``.0%``, ``,``)
             reads the same number off the printed line.
 
-    Returns:
-        The printed text after ``name = ``.
+    Returns nothing, so that a cell ending in ``glue(...)`` shows no extra result (which
+    myst-nb would wrap in the cell's figure a second time).
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"glue name must be an identifier such as 'test_f1', got {name!r}")
@@ -227,4 +227,3 @@ def glue(name: str, value: object) -> str:
         if get_ipython() is not None:
             myst_glue(name, value, display=False)
     print(f"{name} = {text}")
-    return text

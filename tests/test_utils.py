@@ -145,11 +145,9 @@ def test_glue_prints_the_value_under_the_name_the_prose_shows(capsys) -> None:
 
     from mmtutor.utils import glue
 
-    assert glue("acc", np.float32(0.853125)) == "0.853125"
-    assert glue("n_train", np.int64(1228)) == "1228"
-    assert glue("third", 1 / 3) == "0.333333"
-    assert glue("best", Markdown("gated")) == "gated"
-    assert glue("ok", True) == "True"
+    results = [glue("acc", np.float32(0.853125)), glue("n_train", np.int64(1228)),
+               glue("third", 1 / 3), glue("best", Markdown("gated")), glue("ok", True)]
+    assert results == [None] * 5  # a cell ending in glue(...) shows no execute_result
     assert capsys.readouterr().out.splitlines() == [
         "acc = 0.853125", "n_train = 1228", "third = 0.333333", "best = gated", "ok = True"]
 
