@@ -201,7 +201,7 @@ def glue(name: str, value: object) -> None:
 
     Args:
         name: the key the prose cites.
-        value: a number, a string or an ``IPython.display.Markdown``. Floats print with six
+        value: a number, a string or an ``IPython.display.Markdown``. Floats print with ten
             significant digits, so every format the prose uses (``.2f``, ``.0%``, ``,``)
             reads the same number off the printed line.
 
@@ -215,7 +215,7 @@ def glue(name: str, value: object) -> None:
     elif isinstance(value, (int, np.integer)):
         text = str(int(value))
     elif isinstance(value, (float, np.floating)):
-        text = f"{float(value):.6g}"
+        text = f"{float(value):.10g}"  # 10 digits: re-rounding to the prose's format is exact
     else:
         text = str(getattr(value, "data", value))  # Markdown keeps its text in .data
     try:

@@ -149,7 +149,7 @@ def test_glue_prints_the_value_under_the_name_the_prose_shows(capsys) -> None:
                glue("third", 1 / 3), glue("best", Markdown("gated")), glue("ok", True)]
     assert results == [None] * 5  # a cell ending in glue(...) shows no execute_result
     assert capsys.readouterr().out.splitlines() == [
-        "acc = 0.853125", "n_train = 1228", "third = 0.333333", "best = gated", "ok = True"]
+        "acc = 0.8531249762", "n_train = 1228", "third = 0.3333333333", "best = gated", "ok = True"]
 
 
 def test_glue_records_with_myst_nb_inside_a_kernel(monkeypatch, capsys) -> None:
