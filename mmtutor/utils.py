@@ -201,9 +201,10 @@ def glue(name: str, value: object) -> None:
 
     Args:
         name: the key the prose cites.
-        value: a number, a string or an ``IPython.display.Markdown``. Floats print with ten
-            significant digits, so every format the prose uses (``.2f``, ``.0%``, ``,``)
-            reads the same number off the printed line.
+        value: a number, a string or an ``IPython.display.Markdown``. Floats print in
+            full (``repr``), so every format the prose uses (``.2f``, ``.0%``, ``,``) reads
+            the same number off the printed line, also at a rounding tie (``0.86125`` to
+            four decimals).
 
     Returns nothing, so that a cell ending in ``glue(...)`` shows no extra result (which
     myst-nb would wrap in the cell's figure a second time).
@@ -215,7 +216,7 @@ def glue(name: str, value: object) -> None:
     elif isinstance(value, (int, np.integer)):
         text = str(int(value))
     elif isinstance(value, (float, np.floating)):
-        text = f"{float(value):.10g}"  # 10 digits: re-rounding to the prose's format is exact
+        text = repr(float(value))  # every digit: re-rounding to the prose's format is exact
     else:
         text = str(getattr(value, "data", value))  # Markdown keeps its text in .data
     try:

@@ -149,7 +149,9 @@ def test_glue_prints_the_value_under_the_name_the_prose_shows(capsys) -> None:
                glue("third", 1 / 3), glue("best", Markdown("gated")), glue("ok", True)]
     assert results == [None] * 5  # a cell ending in glue(...) shows no execute_result
     assert capsys.readouterr().out.splitlines() == [
-        "acc = 0.8531249762", "n_train = 1228", "third = 0.3333333333", "best = gated", "ok = True"]
+        "acc = 0.8531249761581421", "n_train = 1228", "third = 0.3333333333333333", "best = gated", "ok = True"]
+    glue("tie", 0.8612500000000001)  # .4f: 0.8613, but 0.86125 itself rounds to 0.8612
+    assert f"{float(capsys.readouterr().out.split(' = ')[-1]):.4f}" == "0.8613"
 
 
 def test_glue_records_with_myst_nb_inside_a_kernel(monkeypatch, capsys) -> None:
