@@ -6,9 +6,10 @@ in ``make lab`` must find each glued number in the output of a code cell above t
 paragraph that cites it. This tool reads the notebooks ``make book`` executed
 (``_build/jupyter_execute``) and, for each ``{glue:text}``, ``{glue}`` or ``{glue:md}`` role
 in a markdown cell, looks for the text the book shows in what the code cells *above that
-cell* print (stream output and the plain-text or HTML form of displayed results; the records of
-``glue(..., display=False)`` do not count). A printed number matches when the role's format turns it into
-the same text (``0.8531`` printed matches ``{glue:text}`acc:.2f``` shown as ``0.85``).
+cell* print: stream output and the plain-text or HTML form of displayed results, not the
+records of ``glue(..., display=False)``. A printed number matches when the role's format
+turns it into the same text (``0.8531`` printed matches ``{glue:text}`acc:.2f```, shown as
+``0.85``). ``mmtutor.utils.glue`` prints every value it records, so the chapters pass.
 
 Failures, one line each (notebook, markdown cell, key, the text the book shows):
 
@@ -134,8 +135,9 @@ def is_printed(shown: str, fmt: str, printed: str) -> bool:
 def roles(source: str) -> Iterator[tuple[str, str, str]]:
     """(key, format, kind) of each glue role in a markdown cell's source."""
     for match in GLUE_ROLE.finditer(source):
-        body = match.group("body")
-        key, _, fmt = body.partition(":")
+        key, _, fmt = match.group("body").rpartition(":")  # myst-nb splits at the last ':'
+        if not key:  # no format: `key`
+            key, fmt = fmt, ""
         yield key.strip(), fmt.strip(), match.group("kind") or "any"
 
 
