@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 from collections.abc import Callable, Sequence
@@ -146,10 +147,20 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     return "\n".join(out)
 
 
-def write_report(name: str, text: str, results: Path | None = None) -> Path:
-    """Write ``text`` to ``results/name`` (default ``benchmarks/results``) and return the path."""
+def write_report(name: str, text: str, results: Path | None = None,
+                 rows: Sequence[dict] | None = None, **meta: object) -> Path:
+    """Write ``text`` to ``results/name`` (default ``benchmarks/results``) and return the path.
+
+    With ``rows``, also write them beside it as JSON (``name`` with the suffix ``.json``,
+    ``{**meta, "rows": rows}``), so that a chapter or a script reads the measured numbers
+    instead of parsing the markdown table.
+    """
     folder = Path(results) if results is not None else RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    if rows is not None:
+        record = {**meta, "rows": list(rows)}
+        path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n",
+                                             encoding="utf-8")
     return path

@@ -11,12 +11,14 @@ settings on
 Text-only configurations: BiLSTM and CNN-BiLSTM (with and without GloVe) and MiniLM
 (frozen, and with its top two layers fine-tuned), all with the CRF head. It prints a markdown table (entity F1 in conlleval mode, training
 seconds, sentences per second in training and in prediction) and writes
-``benchmarks/results/ner_real.md`` with the machine description:
+``benchmarks/results/ner_real.md`` with the machine description and the command line, and
+the rows as JSON beside it (``ner_real.json``; ``--name`` chooses another name):
 
     python benchmarks/ner_real.py                  # everything (long: tens of minutes)
     python benchmarks/ner_real.py --quick          # a subset, 1 epoch: checks the script
     python benchmarks/ner_real.py --only wnut17 --configs cnn-bilstm cnn-bilstm+glove
-    python benchmarks/ner_real.py --only wnut17 --configs minilm minilm-top2 --epochs 3
+    python benchmarks/ner_real.py --only wnut17 --configs bilstm bilstm+glove minilm \
+        minilm-top2 --epochs 3 --wnut-train 600 --seeds 0 1 2 --name ner_real_minilm
 
 Training sentences per second = training sentences x epochs run / training seconds (each
 epoch's dev scoring included); prediction = test sentences / seconds of one
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shlex
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -118,8 +122,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                         help="seeds of each configuration (default: 0)")
     parser.add_argument("--device", default="cpu", help="device of the runs (cpu)")
     parser.add_argument("--results", type=Path, default=None,
-                        help="folder for ner_real.md (benchmarks/results)")
+                        help="folder of the report (benchmarks/results)")
+    parser.add_argument("--name", default="ner_real",
+                        help="the report's name: NAME.md and NAME.json (ner_real)")
+    argv = sys.argv[1:] if argv is None else list(argv)
     options = parser.parse_args(argv)
+    if not options.name or "/" in options.name or options.name.startswith("."):
+        parser.error(f"--name: want a plain file name without a suffix, got {options.name!r}")
+    command = shlex.join(["python", "benchmarks/ner_real.py", *argv])
     subset = 300 if options.quick else None
     n_train = options.n_train or (subset or CONLL_SIZE)
     base = {"device": options.device}
@@ -167,8 +177,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
             + (f"; the first {options.wnut_train} WNUT-17 training tweets"
                if options.wnut_train else "")
             + f". torch threads outside the runs: {torch.get_num_threads()}.")
-    text = "\n".join([header, note, "", markdown_table(rows, COLUMNS), "", *notes])
-    path = write_report("ner_real.md", text, options.results)
+    text = "\n".join([header, f"Command: `{command}`", "", note, "",
+                      markdown_table(rows, COLUMNS), "", *notes])
+    path = write_report(f"{options.name}.md", text, options.results, rows=rows,
+                        command=command, machine=[line[2:] for line in header.splitlines()
+                                                  if line.startswith("- ")],
+                        note=note, skipped=notes)
     print("\n".join(notes))
     print(f"wrote {path}")
     return rows

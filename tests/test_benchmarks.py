@@ -6,6 +6,7 @@ and the files written, never a time: benchmarks are not tests.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -120,5 +121,33 @@ def test_ner_real_runs_each_seed_and_subsets_wnut_training_only(tmp_path):
     assert [r["seed"] for r in rows] == [0, 1]
     report = (tmp_path / "ner_real.md").read_text()
     assert "the first 30 WNUT-17 training tweets" in report
+    record = json.loads((tmp_path / "ner_real.json").read_text())
+    assert record["rows"] == rows  # the JSON holds exactly the rows of the table
+    assert record["command"].endswith("--seeds 0 1 --results " + str(tmp_path))
+    assert f"Command: `{record['command']}`" in report
+    assert any(line.startswith("CPU: ") for line in record["machine"])
+
+
+def test_ner_real_names_its_report_and_refuses_a_path(tmp_path, capsys):
+    ner_real.main(["--quick", "--only", "wnut17", "--wnut-train", "20", "--configs", "bilstm",
+                   "--results", str(tmp_path), "--name", "mine"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.json", "mine.md"]
+    with pytest.raises(SystemExit):
+        ner_real.main(["--name", "../elsewhere", "--results", str(tmp_path)])
+    assert "--name: want a plain file name" in capsys.readouterr().err
     assert set(ner_real.TEXT_CONFIGS["minilm-top2"].items()) >= {("finetune", "top"),
                                                                  ("top_layers", 2)}
+
+
+@pytest.mark.parametrize("record", sorted((Path(__file__).resolve().parents[1] / "benchmarks"
+                                           / "results").glob("*.json")), ids=lambda p: p.name)
+def test_committed_json_results_match_their_markdown_report(record):
+    """A chapter reads the JSON; the markdown beside it, written in the same run, must agree."""
+    from _common import markdown_table
+
+    data = json.loads(record.read_text())
+    report = record.with_suffix(".md").read_text()
+    table = markdown_table(data["rows"], list(data["rows"][0])).splitlines()
+    assert data["rows"] and all(line in report.splitlines() for line in table)
+    assert f"Command: `{data['command']}`" in report
+    assert all(f"- {line}" in report for line in data["machine"])
