@@ -24,7 +24,7 @@ from mmtutor.tasks import (
     train_ner,
 )
 from mmtutor.tasks._ner_data import SubwordTaggingDataset
-from mmtutor.tasks.ner import _build_model
+from mmtutor.tasks._ner_run import build_ner_model
 from mmtutor.utils import seed_everything
 
 TINY = {"dim": 8, "epochs": 2, "batch_size": 16, "device": "cpu", "word_vectors": "glove"}
@@ -239,7 +239,7 @@ def test_minilm_crf_trains_on_words_with_and_without_images(fusion):
                     config=NERConfig(**MINILM, fusion=fusion))
     assert np.isfinite(run.history["train_loss"]).all() and run.model.crf is not None
     seed_everything(run.config.seed)  # the weights train_ner started from
-    start = _build_model(run.config, run.tag_names, None, None).state_dict()
+    start = build_ner_model(run.config, run.tag_names, None, None).state_dict()
     moved = [k for k, v in run.model.state_dict().items() if not torch.equal(v.cpu(), start[k])]
     assert "crf.transitions" in moved and not any(k.startswith("text_encoder.") for k in moved)
     assert [len(p) for p in run.test.predicted] == [len(s) for s in splits[2]]
@@ -334,7 +334,7 @@ def trainable(module):
                                                   ("all", None)])
 def test_finetune_trains_exactly_the_chosen_minilm_weights(finetune, top_layers):
     config = NERConfig(encoder="minilm", finetune=finetune, top_layers=top_layers)
-    model = _build_model(config, ["O", "B-PER", "I-PER"], None, None)
+    model = build_ner_model(config, ["O", "B-PER", "I-PER"], None, None)
     bert = model.text_encoder.model
     top = [f"encoder.layer.{i}." for i in (4, 5)]  # MiniLM-L6's top two layers
     expected = {"frozen": 0, "all": sum(p.numel() for p in bert.parameters()),

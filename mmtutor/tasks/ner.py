@@ -20,8 +20,9 @@
    token-level report with ``O`` counted (:func:`mmtutor.metrics.token_report`), which is
    always higher.
 
-The result, a :class:`NERRun`, predicts tags for new sentences, scores them, and saves to /
-loads from one checkpoint file (weights, vocabularies, tag names, image statistics, config).
+The result, a :class:`NERRun` (:mod:`mmtutor.tasks._ner_run`), predicts tags for new sentences,
+scores them, and saves to / loads from one checkpoint file (weights, vocabularies, tag names,
+image statistics, config).
 
 References:
     - Lample et al., "Neural Architectures for Named Entity Recognition", NAACL 2016.
@@ -33,61 +34,28 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from mmtutor.data import (
-    CharVocab,
-    ImageSource,
-    TaggedSentence,
-    TaggingDataset,
-    TagMap,
-    Vocab,
-    make_loaders,
-)
-from mmtutor.encoders import (
-    DEFAULT_ENCODER_LR,
-    finetuning_kwargs,
-    init_word_embedding,
-    word_embedding,
-    word_vector_kwargs,
-)
-from mmtutor.models import MultimodalTagger, build_tagger
+from mmtutor.data import CharVocab, TaggedSentence, TagMap, Vocab, make_loaders
+from mmtutor.encoders import DEFAULT_ENCODER_LR, init_word_embedding
 from mmtutor.tasks._evaluation import NEREvaluation
 from mmtutor.tasks._ner_data import (
     NER_ENCODERS,
     NER_FUSIONS,
     NER_HEADS,
     NERConfig,
-    SubwordTaggingDataset,
     check_sentences,
     cpu_threads,
     image_paths,
     write_conll,
 )
-from mmtutor.tasks._run import (
-    Images,
-    check_images,
-    encoder_param_groups,
-    history_records,
-    image_stats,
-    load_run,
-    load_weights,
-    run_device,
-    save_run,
-    vocab_from_table,
-    vocab_table,
-)
-from mmtutor.train import fit, predict
+from mmtutor.tasks._ner_run import NERRun, build_ner_model
+from mmtutor.tasks._run import Images, check_images, encoder_param_groups, image_stats, run_device
+from mmtutor.train import fit
 from mmtutor.utils import seed_everything
 
 __all__ = [
@@ -101,208 +69,6 @@ __all__ = [
     "image_paths",
     "write_conll",
 ]
-
-CHECKPOINT_FORMAT = "mmtutor-ner/1"
-
-
-@dataclass(eq=False)
-class NERRun:
-    """A trained tagger with everything needed to use it again.
-
-    Attributes:
-        config: the :class:`NERConfig`.
-        model: the :class:`~mmtutor.models.MultimodalTagger`.
-        tag_names: tag strings by index (``O`` first).
-        vocab, char_vocab: word and character vocabularies (``None`` for MiniLM).
-        image_mean, image_std: per-channel statistics the images are normalised with
-            (``None`` for a text-only run).
-        history: one row per epoch from :func:`mmtutor.train.fit` (``None`` once loaded).
-        dev_f1: the best development entity F1 (the selected epoch's).
-        test: the test-split :class:`NEREvaluation`, if a test split was given.
-        sizes: number of sentences per split.
-        train_seconds: wall time of training.
-        word_vector_coverage: with ``config.word_vectors``, the share of the vocabulary the
-            pretrained vectors cover (``None`` otherwise, and once loaded).
-    """
-
-    config: NERConfig
-    model: MultimodalTagger
-    tag_names: list[str]
-    vocab: Vocab | None = None
-    char_vocab: CharVocab | None = None
-    image_mean: tuple[float, ...] | None = None
-    image_std: tuple[float, ...] | None = None
-    history: pd.DataFrame | None = None
-    dev_f1: float | None = None
-    test: NEREvaluation | None = None
-    sizes: dict[str, int] = field(default_factory=dict)
-    train_seconds: float = 0.0
-    word_vector_coverage: float | None = None
-
-    @property
-    def multimodal(self) -> bool:
-        """True if the tagger also reads an image."""
-        return self.config.fusion is not None
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model runs (``config.device`` resolved on this machine)."""
-        return run_device(self.config.device)
-
-    # -- data -----------------------------------------------------------------------------
-    def dataset(self, sentences: Sequence[TaggedSentence], images: Images = None, *,
-                train: bool = False) -> Dataset:
-        """The dataset this run's model reads: words, or sub-words with word tags for MiniLM.
-
-        Args:
-            sentences: :class:`~mmtutor.data.TaggedSentence` objects.
-            images: ``(N, 3, H, W)`` floats in ``[0, 1]`` or ``N`` paths (``None`` = missing);
-                ignored by a text-only run. Files are decoded and resized once and kept.
-            train: the training set: its singletons are read as ``<unk>`` with probability
-                ``config.unk_replace`` (word-level encoders).
-        """
-        images = check_images("images", images, len(sentences)) if self.multimodal else None
-        mean = self.image_mean if images is not None else None
-        std = self.image_std if images is not None else None
-        size = self.config.image_size
-        if isinstance(images, (np.ndarray, torch.Tensor)):
-            size = int(images.shape[-1])
-        if self.config.encoder == "minilm":
-            source = ImageSource(images, len(sentences), mean=mean, std=std, image_size=size)
-            return SubwordTaggingDataset(sentences, self.model.text_encoder,
-                                          TagMap(self.tag_names), source)
-        return TaggingDataset(sentences, self.vocab, self.char_vocab, TagMap(self.tag_names),
-                              images, mean=mean, std=std, image_size=size, cache_images=True,
-                              unk_replace=self.config.unk_replace if train else 0.0)
-
-    def _loader(self, dataset: Dataset, batch_size: int | None = None) -> DataLoader:
-        return DataLoader(dataset, batch_size=batch_size or 2 * self.config.batch_size,
-                          shuffle=False, collate_fn=dataset.collate)
-
-    # -- use ------------------------------------------------------------------------------
-    def predict(self, sentences: Sequence[TaggedSentence] | Sequence[Sequence[str]],
-                images: Images = None, *, batch_size: int | None = None) -> list[list[str]]:
-        """Predicted IOB2 tags, one list per sentence (as long as the sentence).
-
-        Args:
-            sentences: tagged sentences (their tags are not read) or plain token lists.
-            images: as in :meth:`dataset`; required for a multimodal run (``None`` entries
-                in a path list mark missing images, which the fusion handles).
-            batch_size: prediction batch size (default ``2 * config.batch_size``).
-        """
-        sentences = check_sentences("sentences", sentences, need_tags=False)
-        if self.multimodal and images is None:
-            raise ValueError(f"this run fuses an image (fusion={self.config.fusion!r}); pass "
-                             "images=... (an array or a list of paths, None for a missing image)")
-        if not sentences:
-            return []
-        dataset = self.dataset(sentences, images)
-        with cpu_threads(self.config, self.device):
-            indices = predict(self.model, self._loader(dataset, batch_size), device=self.device)
-        return [[self.tag_names[k] for k in row] for row in indices]  # one tag per word
-
-    def evaluate(self, sentences: Sequence[TaggedSentence], images: Images = None) -> NEREvaluation:
-        """Predict and score: seqeval entity report and token-level report (``O`` included)."""
-        sentences = check_sentences("sentences", sentences)
-        return NEREvaluation.from_tags([s.tags for s in sentences], self.predict(sentences, images))
-
-    def metrics(self) -> dict[str, Any]:
-        """A JSON-able summary: config, tags, split sizes, dev F1, test scores, history."""
-        return {
-            "config": self.config.to_dict(),
-            "tag_names": list(self.tag_names),
-            "sizes": dict(self.sizes),
-            "dev_entity_f1_strict": self.dev_f1,
-            "train_seconds": self.train_seconds,
-            "word_vector_coverage": self.word_vector_coverage,
-            "test": None if self.test is None else self.test.to_dict(),
-            "history": history_records(self.history),
-        }
-
-    # -- files ----------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write one checkpoint file: weights, vocabularies, tag names, image stats, config.
-
-        :meth:`load` reads it back with ``torch.load(weights_only=True)``; the device is
-        stored as ``"auto"``. A MiniLM run stores only the MiniLM weights it trained
-        (none when frozen): :meth:`load` reads the others from the installed model folder.
-
-        Returns:
-            The path written.
-        """
-        return save_run(
-            path, self.model, kind=CHECKPOINT_FORMAT, config=self.config,
-            tag_names=list(self.tag_names), vocab=vocab_table(self.vocab),
-            char_vocab=vocab_table(self.char_vocab),
-            image_mean=None if self.image_mean is None else list(self.image_mean),
-            image_std=None if self.image_std is None else list(self.image_std),
-            dev_f1=self.dev_f1, sizes=dict(self.sizes))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], *, device: str | None = None) -> NERRun:
-        """Read a checkpoint written by :meth:`save` (safely: ``weights_only=True``).
-
-        Args:
-            path: the file.
-            device: where to put the model (default ``None``: ``$MMTUTOR_DEVICE``, else
-                ``"auto"``); the device stored in the file is never used, so a run
-                trained on a GPU loads on a CPU.
-
-        Raises:
-            ValueError: naming the file, if it is not an NER checkpoint of this package, is
-                corrupt, holds pickled objects, has unknown or ill-typed metadata (e.g.
-                fusion arguments the fusion does not take) or weights that do not fit.
-        """
-        table_hint = dict[str, Any] | None
-        state, config, meta = load_run(
-            path, kind=CHECKPOINT_FORMAT, config_cls=NERConfig,
-            meta={"tag_names": list[str], "vocab": table_hint, "char_vocab": table_hint,
-                  "image_mean": list[float] | None, "image_std": list[float] | None,
-                  "dev_f1": float | None, "sizes": dict[str, int]})
-        config.device = device
-        vocab = vocab_from_table(path, Vocab, meta["vocab"])
-        char_vocab = vocab_from_table(path, CharVocab, meta["char_vocab"])
-        try:
-            model = _build_model(config, meta["tag_names"], vocab, char_vocab)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{path}: its config does not build a tagger ({err})") from None
-        load_weights(path, model, state)
-        model.to(run_device(config.device)).eval()
-        mean, std = meta["image_mean"], meta["image_std"]
-        return cls(config, model, list(meta["tag_names"]), vocab, char_vocab,
-                   None if mean is None else tuple(mean), None if std is None else tuple(std),
-                   dev_f1=meta["dev_f1"], sizes=meta["sizes"])
-
-
-def _text_kwargs(config: NERConfig) -> dict[str, object]:
-    """The text encoder's arguments the config sets: word vectors, or MiniLM's fine-tuning."""
-    if config.encoder == "minilm":
-        return {"word_pooling": config.word_pooling,
-                **finetuning_kwargs(config.finetune, config.top_layers)}
-    return word_vector_kwargs(config.encoder, config.word_vectors, config.dim)
-
-
-def _build_model(config: NERConfig, tag_names: list[str], vocab: Vocab | None,
-                 char_vocab: CharVocab | None) -> MultimodalTagger:
-    """The tagger of ``config``; pretrained word vectors are copied in by :func:`train_ner`
-    only (a checkpoint holds them in its weights)."""
-    model = build_tagger(
-        vocab_size=len(vocab) if vocab is not None else 2,
-        num_tags=len(tag_names),
-        char_vocab_size=len(char_vocab) if char_vocab is not None else None,
-        fusion=config.fusion,
-        head=config.head,
-        encoder=config.encoder,
-        image_encoder=config.image_encoder,
-        dim=config.dim,
-        dropout=config.dropout,
-        tag_names=tag_names if config.head == "crf" else None,
-        fusion_kwargs=config.fusion_kwargs if config.fusion is not None else None,
-        text_kwargs=_text_kwargs(config),
-    )
-    if config.freeze_word_vectors:
-        word_embedding(model.text_encoder).weight.requires_grad_(False)
-    return model
 
 
 def train_ner(
@@ -377,7 +143,7 @@ def train_ner(
     if config.fusion is not None:  # fitted on the training images (arrays or files)
         mean, std = image_stats(split_images["train"], image_size=config.image_size)
     seed_everything(config.seed)  # the same seed gives the same initial weights
-    model = _build_model(config, tag_map.tags, vocab, char_vocab)
+    model = build_ner_model(config, tag_map.tags, vocab, char_vocab)
     run = NERRun(config, model, tag_map.tags, vocab, char_vocab, mean, std,
                  sizes={k: len(v) for k, v in splits.items()})
     if config.word_vectors is not None:
