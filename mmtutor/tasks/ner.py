@@ -156,8 +156,11 @@ def train_ner(
     encoder_lr = None  # fine-tuned MiniLM weights get their own (smaller) learning rate
     if config.finetune != "frozen":
         encoder_lr = {"text": config.encoder_lr or DEFAULT_ENCODER_LR}
+    # fit anneals every group from its own lr. The fused step updates all weights in one
+    # kernel instead of a loop over them: gated fusion on 2,000 generated sentences, 2-core
+    # CPU, 3 epochs: 708 -> 754 training sentences/s (text only: 1,351 -> 1,390)
     optimizer = torch.optim.AdamW(encoder_param_groups(model, config.lr, encoder_lr),
-                                  weight_decay=0.0)  # fit anneals every group from its own lr
+                                  weight_decay=0.0, fused=device.type in ("cpu", "cuda"))
     start = time.perf_counter()
     with cpu_threads(config, device):
         run.history = fit(model, loaders.train, loaders.val, epochs=config.epochs, lr=config.lr,
