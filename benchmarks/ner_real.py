@@ -19,6 +19,8 @@ the rows as JSON beside it (``ner_real.json``; ``--name`` chooses another name):
     python benchmarks/ner_real.py --only wnut17 --configs cnn-bilstm cnn-bilstm+glove
     python benchmarks/ner_real.py --only wnut17 --configs bilstm bilstm+glove minilm \
         minilm-top2 --epochs 3 --wnut-train 600 --seeds 0 1 2 --name ner_real_minilm
+    python benchmarks/ner_real.py --only generated --configs images --fusions gated \
+        --image-text bilstm minilm minilm-top2 --n-train 1000 --epochs 3 --name ner_images_minilm
 
 Training sentences per second = training sentences x epochs run / training seconds (each
 epoch's dev scoring included); prediction = test sentences / seconds of one
@@ -112,6 +114,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser.add_argument("--configs", nargs="+", default=None,
                         choices=[*TEXT_CONFIGS, "images"],
                         help="text configurations to run ('images': the fusions; default: all)")
+    parser.add_argument("--fusions", nargs="+", default=None,
+                        choices=[f["fusion"] for f in IMAGE_CONFIGS.values()],
+                        help="with 'images': the fusions to run (default: one per level)")
+    parser.add_argument("--image-text", nargs="+", default=None, choices=list(TEXT_CONFIGS),
+                        help="with 'images': text configurations to fuse the image with "
+                             "(default: NERConfig's own text encoder)")
     parser.add_argument("--n-train", type=int, default=None,
                         help=f"generated training sentences (default {CONLL_SIZE}; --quick: 300)")
     parser.add_argument("--epochs", type=int, default=None,
@@ -136,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if options.epochs or options.quick:
         base["epochs"] = options.epochs or 1
     wanted = options.configs or [*TEXT_CONFIGS, "images"]
+    if (options.fusions or options.image_text) and ("images" not in wanted
+                                                    or options.only == "wnut17"):
+        parser.error("--fusions and --image-text need the 'images' configuration on the "
+                     "generated corpus (--configs images, not --only wnut17)")
     rows, notes = [], []
 
     def run(data: str, name: str, splits: Sequence, images: Sequence | None, fields: dict):
@@ -167,8 +179,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                 tweets = [read_twitter_mner(files[f"{s}.txt"], files["images"])
                           for s in ("train", "valid", "test")]
                 paths = [image_paths(split) for split in tweets]
+                text_configs = ({None: {}} if options.image_text is None
+                                else {t: TEXT_CONFIGS[t] for t in options.image_text})
                 for name, fields in IMAGE_CONFIGS.items():
-                    run(label + ", 32x32 JPEG", name, tweets, paths, fields)
+                    if options.fusions is not None and fields["fusion"] not in options.fusions:
+                        continue
+                    for text, text_fields in text_configs.items():
+                        run(label + ", 32x32 JPEG", name if text is None else f"{name} + {text}",
+                            tweets, paths, {**text_fields, **fields})
     note = ("Default NERConfig settings (dropout 0.5, singleton <unk> replacement 0.5, "
             "gradient clipping 5.0, early stopping after 3 epochs without a better dev F1, "
             "1 torch thread for the text-only BiLSTM encoders, torch's default with images)"

@@ -115,6 +115,19 @@ def test_ner_real_quick_has_a_row_per_configuration(tmp_path):
     assert "- CPU: " in report and report.count("| generated (40 sent.") == 4
 
 
+def test_ner_real_fuses_the_chosen_fusions_with_each_chosen_text_encoder(tmp_path, capsys):
+    rows = ner_real.main(["--quick", "--only", "generated", "--n-train", "40", "--configs",
+                          "images", "--fusions", "gated", "--image-text", "bilstm",
+                          "cnn-bilstm", "--results", str(tmp_path)])
+    assert [r["configuration"].split(" (")[1] for r in rows] == ["model level) + bilstm",
+                                                                 "model level) + cnn-bilstm"]
+    assert [r["configuration"].rsplit("(", 1)[1].split("-crf")[0] for r in rows] == [
+        "bilstm", "cnn-bilstm"]  # the encoder each row trained, as NERConfig resolved it
+    with pytest.raises(SystemExit):
+        ner_real.main(["--only", "wnut17", "--fusions", "gated", "--results", str(tmp_path)])
+    assert "--fusions and --image-text need the 'images'" in capsys.readouterr().err
+
+
 def test_ner_real_runs_each_seed_and_subsets_wnut_training_only(tmp_path):
     rows = ner_real.main(["--quick", "--only", "wnut17", "--wnut-train", "30", "--configs",
                           "bilstm", "--seeds", "0", "1", "--results", str(tmp_path)])
