@@ -20,7 +20,8 @@ the rows as JSON beside it (``ner_real.json``; ``--name`` chooses another name):
     python benchmarks/ner_real.py --only wnut17 --configs bilstm bilstm+glove minilm \
         minilm-top2 --epochs 3 --wnut-train 600 --seeds 0 1 2 --name ner_real_minilm
     python benchmarks/ner_real.py --only generated --configs images --fusions gated \
-        --image-text bilstm minilm minilm-top2 --n-train 1000 --epochs 3 --name ner_images_minilm
+        --image-text cnn-bilstm cnn-bilstm+glove minilm minilm-top2 --n-train 1000 \
+        --epochs 3 --seeds 0 1 2 --name ner_images_minilm
 
 Training sentences per second = training sentences x epochs run / training seconds (each
 epoch's dev scoring included); prediction = test sentences / seconds of one
