@@ -6,10 +6,13 @@ import hashlib
 import re
 import shutil
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
-from mmtutor.data import WNUT17_FILES, WNUT17_TYPES, get_spans, load_wnut17
+from mmtutor.data import WNUT17_FILES, WNUT17_PUBLISHED, WNUT17_TYPES, get_spans, load_wnut17
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +71,13 @@ def test_a_missing_folder_or_file_is_a_clear_error(tmp_path):
         load_wnut17(tmp_path / "nowhere")
     with pytest.raises(ValueError, match=r"wnut17train\.conll: no such file"):
         load_wnut17(tmp_path)
+
+
+def test_every_published_result_cites_an_entry_of_the_bibliography():
+    bibliography = (ROOT / "book" / "references.bib").read_text(encoding="utf-8")
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bibliography, flags=re.M))
+    assert WNUT17_PUBLISHED, "no published results"
+    for result in WNUT17_PUBLISHED:
+        assert result.citation in keys, result
+        assert 0 < result.entity_f1 < 100
+        assert result.surface_f1 is None or 0 < result.surface_f1 < 100

@@ -73,7 +73,14 @@ from mmtutor.data.tags import (
     to_iob2,
 )
 from mmtutor.data.vocab import PAD, UNK, CharVocab, Vocab, tokenize
-from mmtutor.data.wnut17 import WNUT17_FILES, WNUT17_TYPES, WNUT17Splits, load_wnut17
+from mmtutor.data.wnut17 import (
+    WNUT17_FILES,
+    WNUT17_PUBLISHED,
+    WNUT17_TYPES,
+    PublishedResult,
+    WNUT17Splits,
+    load_wnut17,
+)
 
 __all__ = [
     # generators
@@ -108,6 +115,8 @@ __all__ = [
     "load_wnut17",
     "WNUT17Splits",
     "WNUT17_FILES",
+    "WNUT17_PUBLISHED",
+    "PublishedResult",
     "WNUT17_TYPES",
     # images
     "load_image",

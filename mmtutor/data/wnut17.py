@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 from mmtutor.data.readers import TaggedCorpus, read_conll
 
-__all__ = ["WNUT17_FILES", "WNUT17_TYPES", "WNUT17Splits", "load_wnut17"]
+__all__ = ["WNUT17_FILES", "WNUT17_PUBLISHED", "WNUT17_TYPES", "PublishedResult", "WNUT17Splits",
+           "load_wnut17"]
 
 WNUT17_FILES: dict[str, str] = {
     "train": "wnut17train.conll",
@@ -34,6 +35,34 @@ WNUT17_FILES: dict[str, str] = {
 
 WNUT17_TYPES = ("corporation", "creative-work", "group", "location", "person", "product")
 """The six entity types, sorted (the tags are ``B-<type>`` / ``I-<type>`` and ``O``)."""
+
+
+class PublishedResult(NamedTuple):
+    """A published score on the WNUT-17 test split, in percent, as its paper reports it."""
+
+    system: str
+    """The system, as the book names it."""
+    citation: str
+    """Its key in the book's bibliography (``book/references.bib``)."""
+    entity_f1: float
+    """Entity F1 in percent: exact type and span, over entity mentions."""
+    surface_f1: float | None
+    """Surface F1 in percent, over distinct entity strings; ``None`` where not reported."""
+
+
+WNUT17_PUBLISHED = (
+    PublishedResult("UH-RiTUAL, best system of the shared task (Aguilar et al., 2017)",
+                    "aguilar2017multi", 41.86, 40.24),
+    PublishedResult("BERTweet base, fine-tuned (Nguyen et al., 2020)",
+                    "nguyen2020bertweet", 56.5, None),
+)
+"""Published test results beside which the chapters place theirs.
+
+UH-RiTUAL: Aguilar, Maharjan, Lopez-Monroy and Solorio (2017), W-NUT 2017, pages 148-153,
+the first place of the shared task (Derczynski et al., 2017). BERTweet: Nguyen, Vu and Nguyen
+(2020), EMNLP 2020 System Demonstrations, pages 9-14 (entity F1 only). One tuple, so that
+every chapter places its numbers beside the same published ones.
+"""
 
 
 class WNUT17Splits(NamedTuple):
