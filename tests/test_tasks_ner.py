@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -360,3 +361,47 @@ def test_optional_options_take_none_on_the_command_line():
     args = build_parser().parse_args(["ner", "--train", "a", "--dev", "b", "--test", "c",
                                       "--word-vectors", "none", "--patience", "None"])
     assert args.word_vectors is None and args.patience is None
+
+
+def test_train_ner_decodes_each_training_image_file_once(tmp_path, monkeypatch):
+    """The statistics pass keeps the pixels it read; the training set's cache starts from them."""
+    from PIL import Image
+
+    import mmtutor.data.images as images_module
+
+    data = make_mner(12, 4, 4, image_size=16, seed=0)
+    paths = {}
+    for name, split in (("train", data.train), ("val", data.val), ("test", data.test)):
+        paths[name] = []
+        for k, x in enumerate(split.images):
+            path = tmp_path / f"{name}{k}.jpg"
+            Image.fromarray((x.transpose(1, 2, 0) * 255).astype("uint8")).save(path)
+            paths[name].append(path)
+    calls = []
+    real = images_module.load_image
+    monkeypatch.setattr(images_module, "load_image", lambda p: calls.append(Path(p)) or real(p))
+    run = train_ner(data.train.sentences, data.val.sentences, data.test.sentences,
+                    images=(paths["train"], paths["val"], paths["test"]),
+                    config=NERConfig(fusion="concat", dim=8, epochs=2, image_size=16,
+                                     word_vectors=None, patience=None, device="cpu"))
+    training_reads = [c for c in calls if c.name.startswith("train")]
+    assert sorted(training_reads) == sorted(paths["train"])  # once each: stats and 2 epochs
+    # the statistics are those of the pixels the model trains on
+    pixels = torch.stack([images_module.read_pixels(p, 16) for p in paths["train"]]).double() / 255
+    assert run.image_mean == pytest.approx(tuple(pixels.mean(dim=(0, 2, 3)).tolist()), abs=1e-6)
+
+
+def test_decoded_pixels_must_fit_the_source(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "a.jpg"
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(path)
+    good = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    source = ImageSource([path, None], 2, image_size=16, cache=True, decoded={0: good})
+    assert source._cache[0] is good
+    with pytest.raises(ValueError, match=r"decoded\[1\] must be the \(3, 16, 16\) uint8 pixels"):
+        ImageSource([path, None], 2, image_size=16, cache=True, decoded={1: good})
+    with pytest.raises(ValueError, match=r"decoded\[0\] .* got torch.float32 of shape \(3, 16, 16\)"):
+        ImageSource([path, None], 2, image_size=16, cache=True, decoded={0: good.float()})
+    with pytest.raises(ValueError, match="decoded pixels need cache=True"):
+        ImageSource([path, None], 2, image_size=16, decoded={0: good})

@@ -39,6 +39,7 @@ from mmtutor.data.images import (
     channel_stats,
     image_transform,
     load_image,
+    read_pixels,
 )
 from mmtutor.data.loaders import Loaders, make_loaders
 from mmtutor.data.manifest import IMAGE_FORMATS, write_manifest
@@ -120,6 +121,7 @@ __all__ = [
     "WNUT17_TYPES",
     # images
     "load_image",
+    "read_pixels",
     "image_transform",
     "channel_stats",
     "ImageSource",

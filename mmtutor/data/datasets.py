@@ -261,6 +261,8 @@ class TaggingDataset(_TextImageDataset):
             characters still spell the word.
         cache_images: keep each image file's decoded, resized pixels after the first read
             (``3 S^2`` bytes per image), see :class:`~mmtutor.data.images.ImageSource`.
+        decoded_images: with ``cache_images``: pixels already read, ``{index: (3, S, S)
+            uint8}`` (see :class:`~mmtutor.data.images.ImageSource`).
 
     Each item has ``tokens (T,)``, ``chars (T, L)``, ``tags (T,)``, ``image (3, H, W)``,
     ``text_present ()`` and ``image_present ()``; :func:`collate_tagging` batches them.
@@ -284,6 +286,7 @@ class TaggingDataset(_TextImageDataset):
         max_word_len: int = 20,
         unk_replace: float = 0.0,
         cache_images: bool = False,
+        decoded_images: Mapping[int, torch.Tensor] | None = None,
     ) -> None:
         if int(max_word_len) != max_word_len or max_word_len < 1:
             raise ValueError(f"max_word_len must be a positive integer, got {max_word_len!r}")
@@ -300,7 +303,7 @@ class TaggingDataset(_TextImageDataset):
         n = len(pairs)
         self.text_present = np.array([len(t) > 0 for t in self.tokens], dtype=bool)
         self.images = ImageSource(images, n, image_present, transform, mean, std, image_size,
-                                  cache=cache_images)
+                                  cache=cache_images, decoded=decoded_images)
         self.vocab, self.char_vocab, self.tag_map = vocab, char_vocab, tag_map
         self.unk_replace = float(unk_replace)
         ids = torch.cat(self.tokens) if self.tokens else torch.zeros(0, dtype=torch.long)

@@ -11,7 +11,7 @@ on the same scale, which makes optimisation easier; the statistics must come fro
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ __all__ = [
     "load_image",
     "image_transform",
     "channel_stats",
+    "read_pixels",
     "ImageSource",
 ]
 
@@ -112,6 +113,19 @@ def _resize_uint8(image, size: int) -> torch.Tensor:
     return v2.functional.resize(v2.functional.to_image(image), [size, size], antialias=True)
 
 
+def read_pixels(path: ImagePath, size: int) -> torch.Tensor:
+    """An image file decoded and resized as :func:`image_transform` does, before scaling.
+
+    Args:
+        path: the image file.
+        size: the output side ``S``.
+
+    Returns:
+        ``(3, S, S)`` uint8: what :class:`ImageSource` keeps per file with ``cache=True``.
+    """
+    return _resize_uint8(load_image(path), int(size))
+
+
 class ImageSource:
     """Normalised images by index, from an array or from files; zeros where missing.
 
@@ -130,6 +144,9 @@ class ImageSource:
         cache: files with the default transform: keep each image's resized ``uint8`` pixels
             after its first read (``3 * image_size**2`` bytes each), so later epochs
             normalise them instead of decoding and resizing the file again.
+        decoded: with ``cache``: pixels already read (``{index: (3, S, S) uint8}``, from
+            :func:`read_pixels`, e.g. while computing the training statistics), so that no
+            file is decoded twice.
     """
 
     def __init__(
@@ -143,11 +160,15 @@ class ImageSource:
         image_size: int = 32,
         *,
         cache: bool = False,
+        decoded: Mapping[int, torch.Tensor] | None = None,
     ) -> None:
         self.transform = transform
         self._cache: dict[int, torch.Tensor] | None = (
             {} if cache and transform is None and images is not None
             and not isinstance(images, (np.ndarray, torch.Tensor)) else None)
+        if decoded and self._cache is None:
+            raise ValueError("decoded pixels need cache=True, image files and the default "
+                             "transform")
         self._array: torch.Tensor | None = None
         self._paths: list[Path | None] | None = None
         if images is None:
@@ -171,6 +192,13 @@ class ImageSource:
             given = np.array([p is not None for p in paths], dtype=bool)
             self.shape = (3, int(image_size), int(image_size))
         self.present = given & self._check_present(present, n)
+        for i, pixels in (decoded or {}).items():
+            if not (0 <= i < n and self.present[i]) or pixels.dtype != torch.uint8 \
+                    or tuple(pixels.shape) != self.shape:
+                raise ValueError(f"decoded[{i}] must be the {self.shape} uint8 pixels of a "
+                                 f"present image among the {n}; got {pixels.dtype} of shape "
+                                 f"{tuple(pixels.shape)}")
+            self._cache[i] = pixels  # type: ignore[index]
         if self._array is not None:
             default_mean, default_std = channel_stats(self._array, self.present)
             self.mean = tuple(mean) if mean is not None else default_mean
@@ -212,7 +240,7 @@ class ImageSource:
         path = self._paths[i]  # type: ignore[index]
         if self._cache is not None:  # decode and resize once, normalise at every access
             if i not in self._cache:
-                self._cache[i] = _resize_uint8(load_image(path), self.shape[-1])  # (3, S, S)
+                self._cache[i] = read_pixels(path, self.shape[-1])  # (3, S, S) uint8
             return self._normalise(self._cache[i].float() / 255.0)  # (3, S, S)
         image = self.transform(load_image(path))  # type: ignore[misc]
         if tuple(image.shape) != self.shape:

@@ -9,7 +9,7 @@ tag names, image statistics, config); :func:`build_ner_model` turns an
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,8 @@ class NERRun:
 
     # -- data -----------------------------------------------------------------------------
     def dataset(self, sentences: Sequence[TaggedSentence], images: Images = None, *,
-                train: bool = False) -> Dataset:
+                train: bool = False,
+                decoded: Mapping[int, torch.Tensor] | None = None) -> Dataset:
         """The dataset this run's model reads: words, or sub-words with word tags for MiniLM.
 
         Args:
@@ -95,6 +96,8 @@ class NERRun:
                 ignored by a text-only run. Files are decoded and resized once and kept.
             train: the training set: its singletons are read as ``<unk>`` with probability
                 ``config.unk_replace`` (word-level encoders).
+            decoded: image files already read, ``{index: (3, S, S) uint8}`` (from
+                :func:`image_stats`'s ``keep``), so the word-level dataset decodes none twice.
         """
         images = check_images("images", images, len(sentences)) if self.multimodal else None
         mean = self.image_mean if images is not None else None
@@ -108,6 +111,7 @@ class NERRun:
                                           TagMap(self.tag_names), source)
         return TaggingDataset(sentences, self.vocab, self.char_vocab, TagMap(self.tag_names),
                               images, mean=mean, std=std, image_size=size, cache_images=True,
+                              decoded_images=decoded if images is not None else None,
                               unk_replace=self.config.unk_replace if train else 0.0)
 
     def _loader(self, dataset: Dataset, batch_size: int | None = None) -> DataLoader:

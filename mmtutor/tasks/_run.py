@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mmtutor.data import channel_stats, image_transform, load_image
+from mmtutor.data import channel_stats, read_pixels
 from mmtutor.train import load_checkpoint, save_checkpoint
 from mmtutor.utils import get_device
 
@@ -258,13 +258,17 @@ def check_images(name: str, images: Images, n: int) -> Images:
 
 
 def image_stats(images: Images, present: Sequence[bool] | np.ndarray | None = None, *,
-                image_size: int = 32) -> tuple[tuple[float, ...], tuple[float, ...]]:
+                image_size: int = 32, keep: dict[int, torch.Tensor] | None = None,
+                ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of the training images.
 
     Args:
         images: ``(N, 3, H, W)`` floats in ``[0, 1]``, or ``N`` file paths (``None`` = missing).
         present: ``(N,)`` bool for an array (missing images are left out).
         image_size: the side files are resized to before they are counted (as in training).
+        keep: files: a dict that receives each file's resized pixels, ``{index: (3, S, S)
+            uint8}``, for the training set's image cache (``ImageSource(decoded=...)``), so
+            that training does not decode every file a second time.
 
     Returns:
         ``(mean, std)``, three floats each; ``((0, 0, 0), (1, 1, 1))`` without any image.
@@ -273,12 +277,16 @@ def image_stats(images: Images, present: Sequence[bool] | np.ndarray | None = No
         return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     if isinstance(images, (np.ndarray, torch.Tensor)):
         return channel_stats(images, present)
-    to_tensor = image_transform(image_size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    from torchvision.transforms.v2.functional import to_dtype  # slow to import
+
     total, squares, count = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
-    for file in images:
+    for k, file in enumerate(images):
         if file is None:
             continue
-        x = to_tensor(load_image(file)).double().reshape(3, -1)  # (3, S*S)
+        pixels = read_pixels(file, image_size)  # (3, S, S) uint8, as image_transform resizes
+        if keep is not None:
+            keep[k] = pixels
+        x = to_dtype(pixels, torch.float32, scale=True).double().reshape(3, -1)  # (3, S*S)
         total += x.sum(dim=1)
         squares += (x * x).sum(dim=1)
         count += x.shape[1]

@@ -140,8 +140,10 @@ def train_ner(
         vocab = Vocab.build(s.tokens for s in splits["train"])
         char_vocab = CharVocab.build(s.tokens for s in splits["train"])
     mean = std = None
+    decoded: dict[int, torch.Tensor] = {}  # training image files, read once for both uses
     if config.fusion is not None:  # fitted on the training images (arrays or files)
-        mean, std = image_stats(split_images["train"], image_size=config.image_size)
+        mean, std = image_stats(split_images["train"], image_size=config.image_size,
+                                keep=decoded)
     seed_everything(config.seed)  # the same seed gives the same initial weights
     model = build_ner_model(config, tag_map.tags, vocab, char_vocab)
     run = NERRun(config, model, tag_map.tags, vocab, char_vocab, mean, std,
@@ -149,7 +151,7 @@ def train_ner(
     if config.word_vectors is not None:
         run.word_vector_coverage = init_word_embedding(
             model.text_encoder, config.word_vectors, vocab, freeze=config.freeze_word_vectors)
-    train_ds = run.dataset(splits["train"], split_images["train"], train=True)
+    train_ds = run.dataset(splits["train"], split_images["train"], train=True, decoded=decoded)
     dev_ds = run.dataset(splits["dev"], split_images["dev"]) if "dev" in splits else None
     loaders = make_loaders(train_ds, dev_ds, batch_size=config.batch_size, seed=config.seed,
                            bucket_by_length=hasattr(train_ds, "lengths"))
