@@ -106,13 +106,6 @@ def channel_stats(
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)  # type: ignore[return-value]
 
 
-def _resize_uint8(image, size: int) -> torch.Tensor:
-    """A PIL image as the ``(3, size, size)`` uint8 tensor :func:`image_transform` resizes it to."""
-    from torchvision.transforms import v2
-
-    return v2.functional.resize(v2.functional.to_image(image), [size, size], antialias=True)
-
-
 def read_pixels(path: ImagePath, size: int) -> torch.Tensor:
     """An image file decoded and resized as :func:`image_transform` does, before scaling.
 
@@ -123,7 +116,10 @@ def read_pixels(path: ImagePath, size: int) -> torch.Tensor:
     Returns:
         ``(3, S, S)`` uint8: what :class:`ImageSource` keeps per file with ``cache=True``.
     """
-    return _resize_uint8(load_image(path), int(size))
+    from torchvision.transforms import v2  # imported here: torchvision is slow to import
+
+    image = v2.functional.to_image(load_image(path))  # (3, H, W) uint8
+    return v2.functional.resize(image, [int(size), int(size)], antialias=True)  # (3, S, S)
 
 
 class ImageSource:
