@@ -18,6 +18,8 @@ the rows as JSON beside it (``ner_real.json``; ``--name`` chooses another name):
     python benchmarks/ner_real.py --quick          # a subset, 1 epoch: checks the script
     python benchmarks/ner_real.py --only wnut17 --configs cnn-bilstm cnn-bilstm+glove \
         minilm minilm-top2 --seeds 0 1 2 --name ner_real_wnut17_full
+    python benchmarks/ner_real.py --only wnut17 --configs cnn-bilstm cnn-bilstm+glove \
+        --seeds 0 1 2 --name ner_real_wnut17_bilstm
     python benchmarks/ner_real.py --only generated --configs cnn-bilstm cnn-bilstm+glove \
         --name ner_real_conll_size
     python benchmarks/ner_real.py --only wnut17 --configs bilstm bilstm+glove minilm \

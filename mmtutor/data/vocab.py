@@ -98,6 +98,21 @@ class _SymbolTable:
         """All symbols in id order (``symbols[0] == '<pad>'``)."""
         return list(self._itos)
 
+    def extended(self: _V, symbols: Iterable[str]) -> _V:
+        """A copy with ``symbols`` appended after the existing ones (those already held skipped).
+
+        Every existing id keeps its meaning, so a table built from the training split can take
+        the words of other texts without renumbering (see
+        :func:`~mmtutor.encoders.words_with_vectors`).
+
+        Examples:
+            >>> Vocab(["a", "b"]).extended(["B", "c"]).symbols
+            ['<pad>', '<unk>', 'a', 'b', 'c']
+        """
+        new = dict.fromkeys(s for s in map(self._norm, symbols)
+                            if s not in self._stoi and s not in (PAD, UNK))
+        return type(self)([*self._itos[2:], *new], lowercase=self.lowercase)
+
     def encode(self, sequence: Iterable[str]) -> list[int]:
         """Map symbols to ids; unknown symbols map to ``unk_id`` (1)."""
         return [self._stoi.get(self._norm(s), self.unk_id) for s in sequence]

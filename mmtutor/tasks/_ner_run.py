@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -26,6 +25,7 @@ from mmtutor.tasks._evaluation import NEREvaluation
 from mmtutor.tasks._ner_data import NERConfig, SubwordTaggingDataset, check_sentences, cpu_threads
 from mmtutor.tasks._run import (
     Images,
+    TrainedRun,
     check_images,
     history_records,
     load_run,
@@ -41,23 +41,22 @@ CHECKPOINT_FORMAT = "mmtutor-ner/1"
 
 
 @dataclass(eq=False)
-class NERRun:
+class NERRun(TrainedRun):
     """A trained tagger with everything needed to use it again.
 
     Attributes:
         config: the :class:`NERConfig`.
         model: the :class:`~mmtutor.models.MultimodalTagger`.
         tag_names: tag strings by index (``O`` first).
-        vocab, char_vocab: word and character vocabularies (``None`` for MiniLM).
+        vocab, char_vocab: word and character vocabularies (``None`` for MiniLM); with word
+            vectors, ``vocab`` also holds the dev and test words they cover
+            (:func:`~mmtutor.tasks._run.word_vocab`).
         image_mean, image_std: per-channel statistics the images are normalised with
             (``None`` for a text-only run).
-        history: one row per epoch from :func:`mmtutor.train.fit` (``None`` once loaded).
         dev_f1: the best development entity F1 (the selected epoch's).
         test: the test-split :class:`NEREvaluation`, if a test split was given.
-        sizes: number of sentences per split.
-        train_seconds: wall time of training.
-        word_vector_coverage: with ``config.word_vectors``, the share of the vocabulary the
-            pretrained vectors cover (``None`` otherwise, and once loaded).
+        history, sizes, train_seconds, word_vector_coverage: see
+            :class:`~mmtutor.tasks._run.TrainedRun` (keyword-only).
     """
 
     config: NERConfig
@@ -67,22 +66,13 @@ class NERRun:
     char_vocab: CharVocab | None = None
     image_mean: tuple[float, ...] | None = None
     image_std: tuple[float, ...] | None = None
-    history: pd.DataFrame | None = None
     dev_f1: float | None = None
     test: NEREvaluation | None = None
-    sizes: dict[str, int] = field(default_factory=dict)
-    train_seconds: float = 0.0
-    word_vector_coverage: float | None = None
 
     @property
     def multimodal(self) -> bool:
         """True if the tagger also reads an image."""
         return self.config.fusion is not None
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model runs (``config.device`` resolved on this machine)."""
-        return run_device(self.config.device)
 
     # -- data -----------------------------------------------------------------------------
     def dataset(self, sentences: Sequence[TaggedSentence], images: Images = None, *,

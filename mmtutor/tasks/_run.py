@@ -22,8 +22,8 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, fields
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mmtutor.data import channel_stats, read_pixels
+from mmtutor.data import Vocab, channel_stats, read_pixels
+from mmtutor.encoders import words_with_vectors
 from mmtutor.train import load_checkpoint, save_checkpoint
 from mmtutor.utils import get_device
 
 __all__ = ["TaskConfig", "save_run", "load_run", "load_weights", "run_device", "image_stats",
+           "TrainedRun", "word_vocab",
            "vocab_table", "vocab_from_table", "check_images", "encoder_param_groups", "plain", "frame_table", "write_json",
            "history_records"]
 
@@ -213,6 +215,55 @@ def load_weights(path: str | os.PathLike[str], model: nn.Module,
     except RuntimeError as err:
         raise ValueError(f"{path}: the weights do not fit the model its config describes "
                          f"({str(err).splitlines()[0]} ...)") from None
+
+
+@dataclass(eq=False, kw_only=True)
+class TrainedRun:
+    """What every trained run records about its training, whatever the task.
+
+    :class:`~mmtutor.tasks.NERRun` and :class:`~mmtutor.tasks.ClassifierRun` add their model,
+    config, tables and scores; these fields are keyword-only, after theirs.
+
+    Attributes:
+        history: one row per epoch from :func:`mmtutor.train.fit` (``None`` once loaded).
+        sizes: number of examples per split.
+        train_seconds: wall time of training.
+        word_vector_coverage: with ``config.word_vectors``, the share of the vocabulary the
+            pretrained vectors cover, the dev and test words added by :func:`word_vocab`
+            included (``None`` otherwise, and once loaded).
+    """
+
+    history: pd.DataFrame | None = None
+    sizes: dict[str, int] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    word_vector_coverage: float | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model runs (``config.device`` resolved on this machine)."""
+        return run_device(self.config.device)  # type: ignore[attr-defined]
+
+
+def word_vocab(train: Iterable[Sequence[str]], others: Iterable[Sequence[str]],
+               word_vectors: str | None) -> Vocab:
+    """The word vocabulary of a run: the training tokens, then the others' that have vectors.
+
+    Args:
+        train: the token lists of the training split (they alone are counted).
+        others: the token lists of the dev and test splits.
+        word_vectors: a key of :data:`~mmtutor.encoders.WORD_VECTORS`, or ``None`` (then
+            ``others`` are not read: a word without a vector would only get a random row
+            that no training sentence trains).
+
+    Returns:
+        :meth:`Vocab.build` of ``train``, :meth:`~mmtutor.data.Vocab.extended` with
+        :func:`~mmtutor.encoders.words_with_vectors` of ``others`` (as the code released
+        with Lample et al. 2016 does).
+    """
+    vocab = Vocab.build(train)
+    if word_vectors is None:
+        return vocab
+    return vocab.extended(words_with_vectors(word_vectors, others))
 
 
 def vocab_table(vocab: Any) -> dict[str, Any] | None:

@@ -32,12 +32,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -61,6 +60,7 @@ from mmtutor.tasks._classify_config import (
 from mmtutor.tasks._evaluation import ClassifyEvaluation
 from mmtutor.tasks._inputs import Examples, classes_of, encode_labels, examples
 from mmtutor.tasks._run import (
+    TrainedRun,
     encoder_param_groups,
     history_records,
     image_stats,
@@ -70,6 +70,7 @@ from mmtutor.tasks._run import (
     save_run,
     vocab_from_table,
     vocab_table,
+    word_vocab,
 )
 from mmtutor.train import fit, predict_proba
 from mmtutor.utils import seed_everything
@@ -83,22 +84,20 @@ Inputs = ClassificationSplit | Sequence[ManifestExample]
 
 
 @dataclass(eq=False)
-class ClassifierRun:
+class ClassifierRun(TrainedRun):
     """A trained classifier with everything needed to use it again.
 
     Attributes:
         config: the :class:`ClassifyConfig`.
         model: the classifier (``MultimodalClassifier`` or ``UnimodalClassifier``).
         classes: class labels in index order (names, or indices for a manifest of integers).
-        vocab: the word vocabulary of the training texts.
+        vocab: the word vocabulary of the training texts (with word vectors, then the dev and
+            test words they cover: :func:`~mmtutor.tasks._run.word_vocab`).
         image_mean, image_std: the training images' per-channel statistics.
-        history: one row per epoch from :func:`mmtutor.train.fit` (``None`` once loaded).
         dev_score: the best development score (``config.metric``), if a dev split was given.
         test: the test-split :class:`ClassifyEvaluation`, if a test split was given.
-        sizes: samples per split.
-        train_seconds: wall time of training.
-        word_vector_coverage: with ``config.word_vectors``, the share of the vocabulary the
-            pretrained vectors cover (``None`` otherwise, and once loaded).
+        history, sizes, train_seconds, word_vector_coverage: see
+            :class:`~mmtutor.tasks._run.TrainedRun` (keyword-only).
     """
 
     config: ClassifyConfig
@@ -107,17 +106,8 @@ class ClassifierRun:
     vocab: Vocab
     image_mean: tuple[float, ...]
     image_std: tuple[float, ...]
-    history: pd.DataFrame | None = None
     dev_score: float | None = None
     test: ClassifyEvaluation | None = None
-    sizes: dict[str, int] = field(default_factory=dict)
-    train_seconds: float = 0.0
-    word_vector_coverage: float | None = None
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model runs (``config.device`` resolved on this machine)."""
-        return run_device(self.config.device)
 
     def dataset(self, inputs: Inputs, labels: np.ndarray | None = None) -> ClassificationDataset:
         """The dataset this run's model reads (images normalised with the training statistics).
@@ -275,7 +265,8 @@ def train_classifier(
     else:
         classes = classes_of(first)
     labels = {name: encode_labels(split, classes) for name, split in splits.items()}
-    vocab = Vocab.build(first.captions)
+    vocab = word_vocab(first.captions, (c for k, v in splits.items() if k != "train"
+                                         for c in v.captions), config.word_vectors)
     mean, std = image_stats(None if config.modality == "text" else first.images,
                             first.image_present, image_size=config.image_size)
     seed_everything(config.seed)  # the same seed gives the same initial weights

@@ -2,8 +2,11 @@
 
 :func:`train_ner` is the whole pipeline the NER chapter and ``python -m mmtutor ner`` share:
 
-1. tables: the word and character vocabularies come from the *training* sentences; the tag
-   map holds every tag of the given splits (the label set, so that a type seen only in the
+1. tables: the word and character vocabularies come from the *training* sentences; with
+   pretrained word vectors, the dev and test words that the table holds are added (their
+   text, never their tags), as the code released with Lample et al. 2016 does, so a test
+   word unseen in training keeps its vector instead of becoming ``<unk>``. The tag map
+   holds every tag of the given splits (the label set, so that a type seen only in the
    test file cannot crash the run), ``O`` first;
 2. datasets: one :class:`~mmtutor.data.TaggingDataset` per split (words, characters, tags,
    images normalised with the training images' statistics), or, for the pretrained MiniLM
@@ -40,7 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from mmtutor.data import CharVocab, TaggedSentence, TagMap, Vocab, make_loaders
+from mmtutor.data import CharVocab, TaggedSentence, TagMap, make_loaders
 from mmtutor.encoders import DEFAULT_ENCODER_LR, init_word_embedding
 from mmtutor.tasks._evaluation import NEREvaluation
 from mmtutor.tasks._ner_data import (
@@ -54,7 +57,14 @@ from mmtutor.tasks._ner_data import (
     write_conll,
 )
 from mmtutor.tasks._ner_run import NERRun, build_ner_model
-from mmtutor.tasks._run import Images, check_images, encoder_param_groups, image_stats, run_device
+from mmtutor.tasks._run import (
+    Images,
+    check_images,
+    encoder_param_groups,
+    image_stats,
+    run_device,
+    word_vocab,
+)
 from mmtutor.train import fit
 from mmtutor.utils import seed_everything
 
@@ -137,7 +147,9 @@ def train_ner(
     tag_map = TagMap.build(s.tags for part in splits.values() for s in part)
     vocab = char_vocab = None
     if config.encoder != "minilm":
-        vocab = Vocab.build(s.tokens for s in splits["train"])
+        vocab = word_vocab((s.tokens for s in splits["train"]),
+                           (s.tokens for k, v in splits.items() if k != "train" for s in v),
+                           config.word_vectors)
         char_vocab = CharVocab.build(s.tokens for s in splits["train"])
     mean = std = None
     decoded: dict[int, torch.Tensor] = {}  # training image files, read once for both uses
