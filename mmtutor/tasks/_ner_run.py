@@ -22,11 +22,10 @@ from mmtutor.data import CharVocab, ImageSource, TaggedSentence, TaggingDataset,
 from mmtutor.encoders import finetuning_kwargs, word_embedding, word_vector_kwargs
 from mmtutor.models import MultimodalTagger, build_tagger
 from mmtutor.tasks._evaluation import NEREvaluation
+from mmtutor.tasks._fitted import Images, check_images
 from mmtutor.tasks._ner_data import NERConfig, SubwordTaggingDataset, check_sentences, cpu_threads
 from mmtutor.tasks._run import (
-    Images,
     TrainedRun,
-    check_images,
     history_records,
     load_run,
     load_weights,
@@ -50,7 +49,7 @@ class NERRun(TrainedRun):
         tag_names: tag strings by index (``O`` first).
         vocab, char_vocab: word and character vocabularies (``None`` for MiniLM); with word
             vectors, ``vocab`` also holds the dev and test words they cover
-            (:func:`~mmtutor.tasks._run.word_vocab`).
+            (:func:`~mmtutor.tasks._fitted.word_vocab`).
         image_mean, image_std: per-channel statistics the images are normalised with
             (``None`` for a text-only run).
         dev_f1: the best development entity F1 (the selected epoch's).

@@ -9,8 +9,7 @@
 * the device: configs hold ``"auto"`` (or a name), checkpoints always store ``"auto"``, and
   :func:`run_device` resolves it only when a model runs, so a run trained on a GPU loads on
   a CPU;
-* :func:`image_stats`: per-channel mean and standard deviation fitted on the *training*
-  images (arrays or files), reused for every other split;
+* :class:`TrainedRun`: the fields every trained run records (history, sizes, seconds);
 * :func:`encoder_param_groups`: optimiser groups with a learning rate per encoder;
 * :func:`plain` / :func:`write_json`: run summaries (``metrics.json``).
 """
@@ -22,7 +21,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mmtutor.data import Vocab, channel_stats, read_pixels
-from mmtutor.encoders import words_with_vectors
 from mmtutor.train import load_checkpoint, save_checkpoint
 from mmtutor.utils import get_device
 
-__all__ = ["TaskConfig", "save_run", "load_run", "load_weights", "run_device", "image_stats",
-           "TrainedRun", "word_vocab",
-           "vocab_table", "vocab_from_table", "check_images", "encoder_param_groups", "plain", "frame_table", "write_json",
-           "history_records"]
+__all__ = ["TaskConfig", "save_run", "load_run", "load_weights", "run_device", "TrainedRun",
+           "vocab_table", "vocab_from_table", "encoder_param_groups", "plain", "frame_table",
+           "write_json", "history_records"]
 
-Images = np.ndarray | torch.Tensor | Sequence[str | os.PathLike[str] | None] | None
 
 
 def _type_ok(value: object, hint: object) -> bool:
@@ -229,7 +224,8 @@ class TrainedRun:
         sizes: number of examples per split.
         train_seconds: wall time of training.
         word_vector_coverage: with ``config.word_vectors``, the share of the vocabulary the
-            pretrained vectors cover, the dev and test words added by :func:`word_vocab`
+            pretrained vectors cover, the dev and test words added by
+            :func:`~mmtutor.tasks._fitted.word_vocab`
             included (``None`` otherwise, and once loaded).
     """
 
@@ -242,28 +238,6 @@ class TrainedRun:
     def device(self) -> torch.device:
         """Where the model runs (``config.device`` resolved on this machine)."""
         return run_device(self.config.device)  # type: ignore[attr-defined]
-
-
-def word_vocab(train: Iterable[Sequence[str]], others: Iterable[Sequence[str]],
-               word_vectors: str | None) -> Vocab:
-    """The word vocabulary of a run: the training tokens, then the others' that have vectors.
-
-    Args:
-        train: the token lists of the training split (they alone are counted).
-        others: the token lists of the dev and test splits.
-        word_vectors: a key of :data:`~mmtutor.encoders.WORD_VECTORS`, or ``None`` (then
-            ``others`` are not read: a word without a vector would only get a random row
-            that no training sentence trains).
-
-    Returns:
-        :meth:`Vocab.build` of ``train``, :meth:`~mmtutor.data.Vocab.extended` with
-        :func:`~mmtutor.encoders.words_with_vectors` of ``others`` (as the code released
-        with Lample et al. 2016 does).
-    """
-    vocab = Vocab.build(train)
-    if word_vectors is None:
-        return vocab
-    return vocab.extended(words_with_vectors(word_vectors, others))
 
 
 def vocab_table(vocab: Any) -> dict[str, Any] | None:
@@ -287,65 +261,6 @@ def vocab_from_table(path: str | os.PathLike[str], kind: type, saved: Any) -> An
         raise ValueError(f"{path}: a saved vocabulary must be {{'symbols': [str, ...], "
                          f"'lowercase': bool}}, got {saved!r:.80}")
     return kind(symbols[2:], lowercase=saved["lowercase"])
-
-
-def check_images(name: str, images: Images, n: int) -> Images:
-    """Check one split's images: ``(n, 3, H, W)`` floats in ``[0, 1]``, or ``n`` paths (``None`` = missing)."""
-    if images is None:
-        return None
-    if isinstance(images, (np.ndarray, torch.Tensor)):
-        if images.ndim != 4 or images.shape[1] != 3 or len(images) != n:
-            raise ValueError(f"{name} must have shape ({n}, 3, H, W) (one RGB image per "
-                             f"sample, values in [0, 1]), got {tuple(images.shape)}")
-        return images
-    if isinstance(images, (str, bytes, os.PathLike)):
-        raise ValueError(f"{name} must be an array or a list of {n} image paths, got one path "
-                         f"{images!r}")
-    images = list(images)
-    if len(images) != n:
-        raise ValueError(f"{name} must hold {n} image paths (one per sample, None = missing), "
-                         f"got {len(images)}")
-    return images
-
-
-def image_stats(images: Images, present: Sequence[bool] | np.ndarray | None = None, *,
-                image_size: int = 32, keep: dict[int, torch.Tensor] | None = None,
-                ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of the training images.
-
-    Args:
-        images: ``(N, 3, H, W)`` floats in ``[0, 1]``, or ``N`` file paths (``None`` = missing).
-        present: ``(N,)`` bool for an array (missing images are left out).
-        image_size: the side files are resized to before they are counted (as in training).
-        keep: files: a dict that receives each file's resized pixels, ``{index: (3, S, S)
-            uint8}``, for the training set's image cache (``ImageSource(decoded=...)``), so
-            that training does not decode every file a second time.
-
-    Returns:
-        ``(mean, std)``, three floats each; ``((0, 0, 0), (1, 1, 1))`` without any image.
-    """
-    if images is None:
-        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    if isinstance(images, (np.ndarray, torch.Tensor)):
-        return channel_stats(images, present)
-    from torchvision.transforms.v2.functional import to_dtype  # slow to import
-
-    total, squares, count = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
-    for k, file in enumerate(images):
-        if file is None:
-            continue
-        pixels = read_pixels(file, image_size)  # (3, S, S) uint8, as image_transform resizes
-        if keep is not None:
-            keep[k] = pixels
-        x = to_dtype(pixels, torch.float32, scale=True).double().reshape(3, -1)  # (3, S*S)
-        total += x.sum(dim=1)
-        squares += (x * x).sum(dim=1)
-        count += x.shape[1]
-    if count == 0:
-        return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    mean = total / count
-    std = (squares / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
 def encoder_param_groups(model: nn.Module, lr: float,

@@ -58,19 +58,18 @@ from mmtutor.tasks._classify_config import (
     text_encoder_of,
 )
 from mmtutor.tasks._evaluation import ClassifyEvaluation
+from mmtutor.tasks._fitted import image_stats, word_vocab
 from mmtutor.tasks._inputs import Examples, classes_of, encode_labels, examples
 from mmtutor.tasks._run import (
     TrainedRun,
     encoder_param_groups,
     history_records,
-    image_stats,
     load_run,
     load_weights,
     run_device,
     save_run,
     vocab_from_table,
     vocab_table,
-    word_vocab,
 )
 from mmtutor.train import fit, predict_proba
 from mmtutor.utils import seed_everything
@@ -92,7 +91,7 @@ class ClassifierRun(TrainedRun):
         model: the classifier (``MultimodalClassifier`` or ``UnimodalClassifier``).
         classes: class labels in index order (names, or indices for a manifest of integers).
         vocab: the word vocabulary of the training texts (with word vectors, then the dev and
-            test words they cover: :func:`~mmtutor.tasks._run.word_vocab`).
+            test words they cover: :func:`~mmtutor.tasks._fitted.word_vocab`).
         image_mean, image_std: the training images' per-channel statistics.
         dev_score: the best development score (``config.metric``), if a dev split was given.
         test: the test-split :class:`ClassifyEvaluation`, if a test split was given.

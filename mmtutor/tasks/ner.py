@@ -46,6 +46,7 @@ import torch
 from mmtutor.data import CharVocab, TaggedSentence, TagMap, make_loaders
 from mmtutor.encoders import DEFAULT_ENCODER_LR, init_word_embedding
 from mmtutor.tasks._evaluation import NEREvaluation
+from mmtutor.tasks._fitted import Images, check_images, image_stats, word_vocab
 from mmtutor.tasks._ner_data import (
     NER_ENCODERS,
     NER_FUSIONS,
@@ -58,12 +59,8 @@ from mmtutor.tasks._ner_data import (
 )
 from mmtutor.tasks._ner_run import NERRun, build_ner_model
 from mmtutor.tasks._run import (
-    Images,
-    check_images,
     encoder_param_groups,
-    image_stats,
     run_device,
-    word_vocab,
 )
 from mmtutor.train import fit
 from mmtutor.utils import seed_everything
