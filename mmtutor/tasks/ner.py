@@ -58,10 +58,7 @@ from mmtutor.tasks._ner_data import (
     write_conll,
 )
 from mmtutor.tasks._ner_run import NERRun, build_ner_model
-from mmtutor.tasks._run import (
-    encoder_param_groups,
-    run_device,
-)
+from mmtutor.tasks._run import encoder_param_groups, run_device
 from mmtutor.train import fit
 from mmtutor.utils import seed_everything
 
